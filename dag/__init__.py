@@ -1,0 +1,74 @@
+"""Content-addressed storage: CIDs, DAG-CBOR, UnixFS, CAR and blockstores.
+
+The lowest layer of artdag; it imports nothing from the others.
+"""
+
+from multiformats import CID
+
+from .blockstore import Blockstore, Pin, VerifyReport
+from .car import CarImportResult, CarReader, file_chunks, import_car, iter_car
+from .cids import Block, cid_to_str, parse_cid
+from .dagcbor import decode as decode_dagcbor
+from .dagcbor import encode as encode_dagcbor
+from .dagcbor import record_block, to_dag_json, to_jsonable
+from .errors import (
+    BlockCorrupt,
+    BlockNotFound,
+    CarError,
+    CidError,
+    CodecError,
+    DagError,
+    StoreError,
+)
+from .flatfs import FlatFsBlockstore
+from .kubo import KuboBlockstore
+from .unixfs import (
+    MAX_CHUNK_SIZE,
+    FileBuilder,
+    ImportParams,
+    ImportResult,
+    file_size,
+    import_chunks,
+    import_file,
+    read_file,
+)
+from .walk import links_of, walk_dag
+
+__all__ = [
+    "CID",
+    "MAX_CHUNK_SIZE",
+    "Block",
+    "BlockCorrupt",
+    "BlockNotFound",
+    "Blockstore",
+    "CarError",
+    "CarImportResult",
+    "CarReader",
+    "CidError",
+    "CodecError",
+    "DagError",
+    "FileBuilder",
+    "FlatFsBlockstore",
+    "ImportParams",
+    "ImportResult",
+    "KuboBlockstore",
+    "Pin",
+    "StoreError",
+    "VerifyReport",
+    "cid_to_str",
+    "decode_dagcbor",
+    "encode_dagcbor",
+    "file_chunks",
+    "file_size",
+    "import_car",
+    "import_chunks",
+    "import_file",
+    "iter_car",
+    "links_of",
+    "parse_cid",
+    "read_file",
+    "record_block",
+    "to_dag_json",
+    "to_jsonable",
+    "walk_dag",
+]

@@ -1,0 +1,83 @@
+"""The blockstore interface every backend implements (embedded flat files, a Kubo node, ...).
+
+All methods are async so that a network-backed store (Kubo's RPC API over httpx) and the
+embedded one (blocking file I/O pushed to worker threads) look the same to the layers above.
+A store only ever receives :class:`~dag.cids.Block` objects, whose bytes are known to match
+their CID, and re-verifies what it reads back.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from multiformats import CID
+
+from .cids import Block
+
+__all__ = ["Blockstore", "Pin", "VerifyReport"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    cid: CID
+    recursive: bool = True
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    checked: int = 0
+    bad: list[str] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad
+
+
+class Blockstore(ABC):
+    """Content-addressed block storage with pins."""
+
+    @abstractmethod
+    async def put(self, block: Block) -> None:
+        """Store a block (a no-op if it is already there)."""
+
+    async def put_many(self, blocks: list[Block]) -> None:
+        for block in blocks:
+            await self.put(block)
+
+    @abstractmethod
+    async def get(self, cid: CID) -> bytes:
+        """The block's bytes, verified against ``cid``; raise BlockNotFound or BlockCorrupt."""
+
+    @abstractmethod
+    async def has(self, cid: CID) -> bool: ...
+
+    @abstractmethod
+    async def delete(self, cid: CID) -> None:
+        """Remove a block if present."""
+
+    @abstractmethod
+    def cids(self) -> AsyncIterator[CID]:
+        """Every block held (as CIDv1; raw codec where the store only knows the multihash)."""
+
+    @abstractmethod
+    async def pin(self, cid: CID, *, recursive: bool = True) -> None: ...
+
+    @abstractmethod
+    async def unpin(self, cid: CID) -> None: ...
+
+    @abstractmethod
+    async def pins(self) -> list[Pin]: ...
+
+    async def flush(self) -> None:
+        """Make every block written so far durable (fsync); called before records refer to them."""
+        return None
+
+    @abstractmethod
+    async def verify(self) -> VerifyReport:
+        """Re-hash every block and report those whose bytes no longer match."""
+
+    async def aclose(self) -> None:
+        """Release resources (HTTP clients, database handles)."""
+        return None

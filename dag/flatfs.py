@@ -1,0 +1,237 @@
+"""The embedded blockstore: one file per block, like Kubo's flatfs.
+
+A block lives at ``blocks/<shard>/<KEY>.data`` where KEY is the base32 multihash (so the same
+bytes addressed as raw or dag-pb are stored once) and shard is KEY's next-to-last two
+characters. Writes go to a temp file that is renamed into place, so a crash (even ``kill -9``)
+leaves either the whole block or none of it; temp files of dead writers are removed on open.
+Every read is re-hashed against the CID asked for. Pins live in ``pins.db`` (SQLite).
+
+Durability: ``sync="batch"`` (default) fsyncs the blocks written since the last :meth:`flush`
+when flush is called (importers call it before any record refers to the blocks);
+``"always"`` fsyncs each block before its rename; ``"never"`` leaves it to the OS.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Literal
+
+import sqlite_utils
+import trio
+from multiformats import CID
+
+from .blockstore import Blockstore, Pin, VerifyReport
+from .cids import Block, cid_to_str, multihash_key, parse_cid
+from .errors import BlockCorrupt, BlockNotFound, StoreError
+
+__all__ = ["FlatFsBlockstore"]
+
+SyncMode = Literal["always", "batch", "never"]
+_SUFFIX = ".data"
+
+
+def _key(cid: CID) -> str:
+    return base64.b32encode(multihash_key(cid)).decode().rstrip("=")
+
+
+def _cid_from_key(key: str) -> CID:
+    raw = base64.b32decode(key + "=" * (-len(key) % 8))
+    return CID("base32", 1, "raw", raw)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FlatFsBlockstore(Blockstore):
+    def __init__(self, root: str | os.PathLike[str], *, sync: SyncMode = "batch") -> None:
+        self.root = Path(root)
+        self.blocks_dir = self.root / "blocks"
+        self.sync = sync
+        self.blocks_dir.mkdir(parents=True, exist_ok=True)
+        self._known_dirs: set[Path] = set()
+        self._unsynced: list[Path] = []
+        self._lock = threading.Lock()
+        conn = sqlite3.connect(self.root / "pins.db", check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        self._db = sqlite_utils.Database(conn)
+        self._db["pins"].create(
+            {"cid": str, "recursive": int, "created": str}, pk="cid", if_not_exists=True
+        )
+        self.removed_temp_files = self._remove_stale_temp_files()
+
+    # -- paths ---------------------------------------------------------------------------
+    def path_for(self, cid: CID) -> Path:
+        key = _key(cid)
+        return self.blocks_dir / key[-3:-1] / (key + _SUFFIX)
+
+    def _remove_stale_temp_files(self) -> int:
+        removed = 0
+        for tmp in self.blocks_dir.glob("*/.*.tmp"):
+            try:
+                pid = int(tmp.name.rsplit(".", 3)[-3])
+            except (ValueError, IndexError):
+                pid = -1
+            if pid <= 0 or not _pid_alive(pid):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    # -- sync primitives (run in worker threads) ------------------------------------------
+    def _put_sync(self, block: Block) -> None:
+        path = self.path_for(block.cid)
+        try:
+            if path.stat().st_size == len(block.data):
+                return
+        except FileNotFoundError:
+            pass
+        directory = path.parent
+        if directory not in self._known_dirs:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._known_dirs.add(directory)
+        tmp = directory / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                view = memoryview(block.data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if self.sync == "always":
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write block {cid_to_str(block.cid)}: {exc.strerror}") from exc
+        if self.sync == "batch":
+            with self._lock:
+                self._unsynced.append(path)
+
+    def _put_many_sync(self, blocks: list[Block]) -> None:
+        for block in blocks:
+            self._put_sync(block)
+
+    def _flush_sync(self) -> None:
+        with self._lock:
+            paths, self._unsynced = self._unsynced, []
+        dirs: set[Path] = set()
+        for path in paths:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            dirs.add(path.parent)
+        for directory in dirs:
+            fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _get_sync(self, cid: CID) -> bytes:
+        try:
+            data = self.path_for(cid).read_bytes()
+        except FileNotFoundError:
+            raise BlockNotFound(cid_to_str(cid)) from None
+        except OSError as exc:
+            raise StoreError(f"cannot read block {cid_to_str(cid)}: {exc.strerror}") from exc
+        return Block.checked(cid, data).data
+
+    def _iter_keys(self) -> Iterator[tuple[str, Path]]:
+        for shard in sorted(self.blocks_dir.iterdir()):
+            if not shard.is_dir():
+                continue
+            for entry in sorted(shard.iterdir()):
+                name = entry.name
+                if name.endswith(_SUFFIX) and not name.startswith("."):
+                    yield name[: -len(_SUFFIX)], entry
+
+    def _verify_sync(self, repair: bool) -> VerifyReport:
+        report = VerifyReport(bad=[])
+        for key, path in self._iter_keys():
+            report.checked += 1
+            try:
+                cid = _cid_from_key(key)
+                Block.checked(cid, path.read_bytes())
+            except BlockCorrupt:
+                report.bad.append(cid_to_str(cid))
+                if repair:
+                    path.unlink(missing_ok=True)
+            except Exception:
+                report.bad.append(f"unreadable block file {path.name}")
+        return report
+
+    # -- Blockstore ------------------------------------------------------------------------
+    async def put(self, block: Block) -> None:
+        await trio.to_thread.run_sync(self._put_sync, block)
+
+    async def put_many(self, blocks: list[Block]) -> None:
+        if blocks:
+            await trio.to_thread.run_sync(self._put_many_sync, blocks)
+
+    async def get(self, cid: CID) -> bytes:
+        return await trio.to_thread.run_sync(self._get_sync, cid)
+
+    async def has(self, cid: CID) -> bool:
+        return await trio.to_thread.run_sync(self.path_for(cid).exists)
+
+    async def delete(self, cid: CID) -> None:
+        await trio.to_thread.run_sync(lambda: self.path_for(cid).unlink(missing_ok=True))
+
+    async def cids(self) -> AsyncIterator[CID]:
+        keys = await trio.to_thread.run_sync(lambda: [k for k, _ in self._iter_keys()])
+        for key in keys:
+            yield _cid_from_key(key)
+
+    async def flush(self) -> None:
+        if self._unsynced:
+            await trio.to_thread.run_sync(self._flush_sync)
+
+    async def verify(self, *, repair: bool = False) -> VerifyReport:
+        return await trio.to_thread.run_sync(self._verify_sync, repair)
+
+    async def pin(self, cid: CID, *, recursive: bool = True) -> None:
+        from datetime import UTC, datetime
+
+        row = {
+            "cid": cid_to_str(cid),
+            "recursive": int(recursive),
+            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        await trio.to_thread.run_sync(self._with_db, lambda: self._db["pins"].upsert(row, pk="cid"))
+
+    async def unpin(self, cid: CID) -> None:
+        key = cid_to_str(cid)
+        await trio.to_thread.run_sync(
+            self._with_db, lambda: self._db.execute("DELETE FROM pins WHERE cid = ?", [key])
+        )
+
+    async def pins(self) -> list[Pin]:
+        rows = await trio.to_thread.run_sync(
+            self._with_db, lambda: list(self._db["pins"].rows_where(order_by="created, cid"))
+        )
+        return [Pin(parse_cid(r["cid"]), bool(r["recursive"])) for r in rows]
+
+    def _with_db(self, fn):  # type: ignore[no-untyped-def]
+        with self._lock, self._db.conn:
+            return fn()
+
+    async def aclose(self) -> None:
+        await self.flush()
+        self._db.conn.close()

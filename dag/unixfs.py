@@ -1,0 +1,340 @@
+"""UnixFS files: a streaming importer that gives the same root CID as ``ipfs add``, and a reader.
+
+:class:`FileBuilder` is sans-I/O: feed it chunks, it hands back the blocks to store, and at the
+end the root. It builds Kubo's *balanced* layout: leaves are grouped 174 to a parent, parents
+174 to a grandparent, and so on; a partial group at the end still gets its own parent unless it
+is the top of the tree (so a one-chunk file's root is the leaf itself). Only one pending group of
+links per level is held, so memory does not grow with file size.
+
+:func:`import_file` and :func:`import_chunks` are the trio adapters: reading and hashing run in a
+worker thread while the previous block is written, with a small bounded channel between them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import trio
+from multiformats import CID
+
+from ._groups import first_error
+from .blockstore import Blockstore
+from .cids import DEFAULT_HASH, Block
+from .dagpb import PBLink, PBNode, UnixFSData, UnixFSType, decode_node, encode_node
+from .errors import CodecError
+
+__all__ = [
+    "MAX_CHUNK_SIZE",
+    "FileBuilder",
+    "ImportParams",
+    "ImportResult",
+    "file_size",
+    "import_chunks",
+    "import_file",
+    "read_file",
+]
+
+MAX_CHUNK_SIZE = 1 << 20  # Kubo refuses larger chunks; bitswap peers refuse larger blocks
+DEFAULT_CHUNK_SIZE = 1 << 20
+DEFAULT_MAX_LINKS = 174  # go-unixfs/boxo DefaultLinksPerBlock
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportParams:
+    """How a file is cut into blocks; the defaults equal
+    ``ipfs add --cid-version=1 --raw-leaves --chunker=size-1048576``."""
+
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    cid_version: int = 1
+    raw_leaves: bool | None = None  # None: True for CIDv1, False for CIDv0 (as Kubo does)
+    hashfun: str = DEFAULT_HASH
+    max_links: int = DEFAULT_MAX_LINKS
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.chunk_size <= MAX_CHUNK_SIZE:
+            raise ValueError(f"chunk size must be 1..{MAX_CHUNK_SIZE} bytes, got {self.chunk_size}")
+        if self.cid_version not in (0, 1):
+            raise ValueError(f"CID version must be 0 or 1, got {self.cid_version}")
+        if self.cid_version == 0 and self.hashfun != "sha2-256":
+            raise ValueError("CIDv0 requires sha2-256")
+        if self.max_links < 2:
+            raise ValueError("max_links must be at least 2")
+
+    @property
+    def use_raw_leaves(self) -> bool:
+        return self.cid_version == 1 if self.raw_leaves is None else self.raw_leaves
+
+    def describe(self) -> dict[str, int | bool]:
+        return {
+            "size": self.chunk_size,
+            "cid_version": self.cid_version,
+            "raw_leaves": self.use_raw_leaves,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    cid: CID
+    tsize: int  # bytes of the whole subtree's blocks (dag-pb Tsize)
+    filesize: int  # bytes of file content below this link
+
+
+@dataclass(slots=True)
+class FileBuilder:
+    """Sans-I/O balanced-layout UnixFS builder."""
+
+    params: ImportParams = field(default_factory=ImportParams)
+    size: int = 0
+    blocks: int = 0
+    _levels: list[list[_Link]] = field(default_factory=lambda: [[]])
+    _chunks: int = 0
+
+    def make_leaf(self, data: bytes) -> tuple[Block, int]:
+        """Encode one chunk as a leaf block (pure; safe to call from a worker thread)."""
+        p = self.params
+        if p.use_raw_leaves:
+            return Block.encode(data, "raw", version=1, hashfun=p.hashfun), len(data)
+        payload = UnixFSData(UnixFSType.FILE, data, len(data)).encode()
+        block = Block.encode(
+            encode_node(PBNode((), payload)), "dag-pb", version=p.cid_version, hashfun=p.hashfun
+        )
+        return block, len(data)
+
+    def add_leaf(self, leaf: Block, content_size: int) -> list[Block]:
+        """Record a leaf made by :meth:`make_leaf`; return it plus any parent that became full."""
+        out = [leaf]
+        self._chunks += 1
+        self.size += content_size
+        tsize = len(leaf.data)
+        self._levels[0].append(_Link(leaf.cid, tsize, content_size))
+        level = 0
+        while len(self._levels[level]) >= self.params.max_links:
+            out.append(self._close_level(level))
+            level += 1
+        self.blocks += len(out)
+        return out
+
+    def add_chunk(self, data: bytes) -> list[Block]:
+        return self.add_leaf(*self.make_leaf(data))
+
+    def finish(self) -> tuple[list[Block], CID]:
+        """Close every pending group; return the remaining blocks and the root CID."""
+        out: list[Block] = []
+        if self._chunks == 0:
+            out = self.add_chunk(b"")
+            return out, out[0].cid
+        level = 0
+        while True:
+            pending = self._levels[level]
+            is_top = all(not lv for lv in self._levels[level + 1 :])
+            if is_top and len(pending) == 1:
+                self.blocks += len(out)
+                return out, pending[0].cid
+            if pending:
+                out.append(self._close_level(level))
+            level += 1
+
+    def _close_level(self, level: int) -> Block:
+        links = self._levels[level]
+        self._levels[level] = []
+        payload = UnixFSData(
+            UnixFSType.FILE,
+            None,
+            sum(link.filesize for link in links),
+            tuple(link.filesize for link in links),
+        ).encode()
+        node = PBNode(tuple(PBLink(link.cid, link.tsize) for link in links), payload)
+        block = Block.encode(
+            encode_node(node),
+            "dag-pb",
+            version=self.params.cid_version,
+            hashfun=self.params.hashfun,
+        )
+        if level + 1 == len(self._levels):
+            self._levels.append([])
+        parent = _Link(
+            block.cid,
+            len(block.data) + sum(link.tsize for link in links),
+            sum(link.filesize for link in links),
+        )
+        self._levels[level + 1].append(parent)
+        return block
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    cid: CID
+    size: int
+    blocks: int
+    params: ImportParams
+
+
+def _read_full(stream: BinaryIO, size: int) -> bytes:
+    """Read exactly ``size`` bytes unless EOF comes first (as Kubo's size splitter does)."""
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = stream.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    del view
+    if got < size:
+        del buf[got:]
+    return bytes(buf)
+
+
+async def _store_leaves(
+    store: Blockstore,
+    builder: FileBuilder,
+    receive: trio.MemoryReceiveChannel[tuple[Block, int]],
+    progress: Progress | None,
+) -> CID:
+    async with receive:
+        async for leaf, content_size in receive:
+            await store.put_many(builder.add_leaf(leaf, content_size))
+            if progress:
+                progress(content_size)
+    blocks, root = builder.finish()
+    await store.put_many(blocks)
+    await store.flush()
+    return root
+
+
+async def import_file(
+    store: Blockstore,
+    source: str | os.PathLike[str] | BinaryIO,
+    params: ImportParams | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import a file (path or binary stream) as UnixFS; memory stays flat whatever its size."""
+    builder = FileBuilder(params or ImportParams())
+    own = isinstance(source, str | os.PathLike)
+    stream: BinaryIO = open(Path(source), "rb") if own else source  # noqa: SIM115
+    send, receive = trio.open_memory_channel[tuple[Block, int]](4)
+    chunk_size = builder.params.chunk_size
+
+    def next_leaf() -> tuple[Block, int] | None:
+        data = _read_full(stream, chunk_size)
+        return builder.make_leaf(data) if data else None
+
+    result: list[CID] = []
+
+    async def consume() -> None:
+        result.append(await _store_leaves(store, builder, receive, progress))
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(consume)
+            async with send:
+                while (leaf := await trio.to_thread.run_sync(next_leaf)) is not None:
+                    await send.send(leaf)
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
+    finally:
+        if own:
+            stream.close()
+    return ImportResult(result[0], builder.size, builder.blocks, builder.params)
+
+
+async def import_chunks(
+    store: Blockstore,
+    chunks: AsyncIterable[bytes],
+    params: ImportParams | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import a file that arrives as an async stream of byte strings of any sizes."""
+    builder = FileBuilder(params or ImportParams())
+    size = builder.params.chunk_size
+    pending = bytearray()
+    send, receive = trio.open_memory_channel[tuple[Block, int]](4)
+    result: list[CID] = []
+
+    async def consume() -> None:
+        result.append(await _store_leaves(store, builder, receive, progress))
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(consume)
+            async with send:
+                async for piece in chunks:
+                    pending += piece
+                    while len(pending) >= size:
+                        data = bytes(pending[:size])
+                        del pending[:size]
+                        await send.send(await trio.to_thread.run_sync(builder.make_leaf, data))
+                if pending:
+                    leaf = await trio.to_thread.run_sync(builder.make_leaf, bytes(pending))
+                    await send.send(leaf)
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
+    return ImportResult(result[0], builder.size, builder.blocks, builder.params)
+
+
+def _file_node(cid: CID, data: bytes) -> tuple[PBNode, UnixFSData]:
+    node = decode_node(data)
+    if node.data is None:
+        raise CodecError(f"{cid} is a dag-pb node without UnixFS data")
+    meta = UnixFSData.decode(node.data)
+    if meta.type not in (UnixFSType.FILE, UnixFSType.RAW):
+        raise CodecError(f"{cid} is a UnixFS {meta.type.name.lower()}, not a file")
+    if meta.blocksizes and len(meta.blocksizes) != len(node.links):
+        raise CodecError(f"{cid}: UnixFS blocksizes do not match its links")
+    return node, meta
+
+
+async def file_size(store: Blockstore, cid: CID) -> int:
+    """Size in bytes of the UnixFS file (or raw block) at ``cid``."""
+    data = await store.get(cid)
+    if cid.codec.name == "raw":
+        return len(data)
+    if cid.codec.name != "dag-pb":
+        raise CodecError(f"{cid} is {cid.codec.name}, not a UnixFS file")
+    _node, meta = _file_node(cid, data)
+    if meta.filesize is not None:
+        return meta.filesize
+    return len(meta.data or b"") + sum(meta.blocksizes)
+
+
+async def read_file(
+    store: Blockstore, cid: CID, offset: int = 0, length: int | None = None
+) -> AsyncIterator[bytes]:
+    """Yield the bytes of a UnixFS file, whole or the range [offset, offset+length)."""
+    if offset < 0 or (length is not None and length < 0):
+        raise ValueError("offset and length must not be negative")
+    end = None if length is None else offset + length
+    async for piece in _read(store, cid, offset, end):
+        if piece:
+            yield piece
+
+
+async def _read(store: Blockstore, cid: CID, start: int, end: int | None) -> AsyncIterator[bytes]:
+    if end is not None and end <= start:
+        return
+    data = await store.get(cid)
+    if cid.codec.name == "raw":
+        yield data[start:end]
+        return
+    if cid.codec.name != "dag-pb":
+        raise CodecError(f"{cid} is {cid.codec.name}, not a UnixFS file")
+    node, meta = _file_node(cid, data)
+    pos = 0
+    inline = meta.data or b""
+    if inline:
+        if start < len(inline):
+            yield inline[start:end]
+        pos = len(inline)
+    for link, size in zip(node.links, meta.blocksizes, strict=True):
+        if end is not None and pos >= end:
+            break
+        if pos + size > start:
+            sub_end = None if end is None else min(size, end - pos)
+            async for piece in _read(store, link.cid, max(0, start - pos), sub_end):
+                yield piece
+        pos += size

@@ -1,0 +1,43 @@
+"""Following links: which CIDs a block points to, and a depth-first walk of a whole DAG."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from multiformats import CID
+
+from .blockstore import Blockstore
+from .cids import multihash_key
+from .dagcbor import decode, iter_links
+from .dagpb import decode_node
+from .errors import CodecError
+
+__all__ = ["links_of", "walk_dag"]
+
+
+def links_of(cid: CID, data: bytes) -> list[CID]:
+    """The CIDs a block links to, in order; raw blocks have none."""
+    codec = cid.codec.name
+    if codec == "raw":
+        return []
+    if codec == "dag-pb":
+        return [link.cid for link in decode_node(data).links]
+    if codec == "dag-cbor":
+        return list(iter_links(decode(data)))
+    raise CodecError(f"cannot follow links of codec {codec}")
+
+
+async def walk_dag(store: Blockstore, roots: list[CID]) -> AsyncIterator[tuple[CID, bytes]]:
+    """Every block reachable from ``roots``, depth first in link order, each once (as Kubo's
+    ``dag export`` orders them)."""
+    seen: set[bytes] = set()
+    stack = list(reversed(roots))
+    while stack:
+        cid = stack.pop()
+        key = multihash_key(cid)
+        if key in seen:
+            continue
+        seen.add(key)
+        data = await store.get(cid)
+        yield cid, data
+        stack.extend(reversed(links_of(cid, data)))
