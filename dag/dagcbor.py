@@ -85,8 +85,8 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         text = base64.b64encode(bytes(value)).decode().rstrip("=")
         return {"/": {"bytes": text}}
-    if isinstance(value, dict):
-        return {k: to_jsonable(value[k]) for k in sorted(value, key=_key_order)}
+    if isinstance(value, dict):  # DAG-JSON sorts keys by their bytes (DAG-CBOR: length first)
+        return {k: to_jsonable(value[k]) for k in sorted(value, key=str.encode)}
     if isinstance(value, list):
         return [to_jsonable(v) for v in value]
     return value

@@ -1,0 +1,9 @@
+"""The composition root: configuration, the node's lifetime, the CLI and the local JSON API.
+
+Nothing imports this package; it imports all the others.
+"""
+
+from .config import Config, ConfigError, load_config
+from .node import Node, open_node
+
+__all__ = ["Config", "ConfigError", "Node", "load_config", "open_node"]

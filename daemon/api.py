@@ -1,0 +1,118 @@
+"""The local HTTP app: ``/healthz`` and the JSON API under ``/api/v1`` (Quart-trio).
+
+Every ``/api/v1`` route needs ``Authorization: Bearer <token>``, the token kept in
+``$ARTDAG_HOME/api-token`` (mode 0600). Routes only translate HTTP to :class:`Node` calls.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from quart import Response, jsonify, request
+from quart_trio import QuartTrio
+
+import dag
+from dag import cid_to_str, parse_cid
+from provenance import ProvenanceError
+
+from .node import Node
+
+__all__ = ["create_app"]
+
+
+def _error(status: int, message: str) -> Response:
+    response = jsonify({"error": message})
+    response.status_code = status
+    return response
+
+
+def create_app(node: Node, token: str) -> QuartTrio:
+    app = QuartTrio("artdag")
+    app.config["MAX_CONTENT_LENGTH"] = node.config.max_upload_bytes
+    app.config["BODY_TIMEOUT"] = 3600
+
+    @app.before_request
+    async def require_token() -> Response | None:
+        if not request.path.startswith("/api/"):
+            return None
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+            response = _error(401, "missing or wrong bearer token")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="artdag"'
+            return response
+        return None
+
+    @app.errorhandler(dag.CidError)
+    async def bad_cid(exc: Exception) -> Response:
+        return _error(400, str(exc))
+
+    @app.errorhandler(dag.BlockNotFound)
+    async def not_found(exc: Exception) -> Response:
+        return _error(404, str(exc))
+
+    @app.errorhandler(dag.CodecError)
+    async def bad_codec(exc: Exception) -> Response:
+        return _error(422, str(exc))
+
+    @app.errorhandler(ProvenanceError)
+    async def bad_record(exc: Exception) -> Response:
+        return _error(422, str(exc))
+
+    @app.errorhandler(413)
+    async def too_large(exc: Exception) -> Response:
+        return _error(413, f"upload larger than {node.config.max_upload_bytes} bytes")
+
+    @app.get("/healthz")
+    async def healthz() -> Any:
+        return jsonify(await node.status())
+
+    @app.get("/api/v1/assets")
+    async def list_assets() -> Any:
+        try:
+            limit = min(int(request.args.get("limit", 100)), 1000)
+            offset = max(int(request.args.get("offset", 0)), 0)
+        except ValueError:
+            return _error(400, "limit and offset must be integers")
+        rows = await node.assets(request.args.get("tag"), limit, offset)
+        return jsonify({"assets": [r.to_json() for r in rows], "limit": limit, "offset": offset})
+
+    @app.get("/api/v1/assets/<cid>")
+    async def get_asset(cid: str) -> Any:
+        row = await node.asset(parse_cid(cid))
+        if row is None:
+            return _error(404, f"no asset {cid}")
+        record = dag.to_jsonable(await node.record(row.record))
+        return jsonify(row.to_json() | {"asset_record": record})
+
+    @app.get("/api/v1/assets/<cid>/content")
+    async def asset_content(cid: str) -> Any:
+        parsed = parse_cid(cid)
+        row = await node.asset(parsed)
+        size = await node.size_of(parsed)
+        headers = {
+            "Content-Type": (row.mime if row and row.mime else "application/octet-stream"),
+            "Content-Length": str(size),
+            "ETag": f'"{cid_to_str(parsed)}"',
+        }
+        return Response(node.cat(parsed), headers=headers)
+
+    @app.post("/api/v1/assets")
+    async def upload_asset() -> Any:
+        """Raw body upload: ``POST /api/v1/assets?name=clip.mp4&tag=a&tag=b``."""
+        name = request.args.get("name")
+        if not name:
+            return _error(400, "query parameter 'name' is required")
+        tags = request.args.getlist("tag")
+        mime = request.headers.get("Content-Type")
+        if mime in (None, "", "application/octet-stream", "application/x-www-form-urlencoded"):
+            mime = None
+        added = await node.add_stream(request.body, name=name, tags=tags, mime=mime)
+        body = added.asset.to_json() | {"existed": added.existed}
+        response = jsonify(body)
+        response.status_code = 200 if added.existed else 201
+        response.headers["Location"] = f"/api/v1/assets/{added.asset.cid}"
+        return response
+
+    return app

@@ -1,0 +1,302 @@
+"""The ``artdag`` command. It parses arguments, calls :class:`~daemon.node.Node`, and prints.
+
+Errors print one line, ``artdag: error: ...``, on stderr and exit with status 1 (2 for usage).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import trio
+
+import dag
+from dag import cid_to_str
+from provenance import ProvenanceError
+
+from .config import Config, ConfigError, load_config
+from .home import init_home
+from .node import open_node
+from .progress import byte_progress
+
+__all__ = ["main"]
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"artdag: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _run(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    """Run an async command body under trio, turning known errors into one-line messages."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return trio.run(functools.partial(fn, *args, **kwargs))
+        except (dag.DagError, ProvenanceError, ConfigError, ValueError) as exc:
+            fail(str(exc))
+        except PermissionError as exc:
+            fail(str(exc))
+        except OSError as exc:
+            name = f"{exc.filename}: " if exc.filename else ""
+            fail(f"{name}{exc.strerror or exc}")
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+    return wrapper
+
+
+def _config(ctx: click.Context) -> Config:
+    return ctx.obj["config"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", envvar="ARTDAG_HOME", help="Node directory (default ~/.artdag).")
+@click.version_option(package_name="artdag")
+@click.pass_context
+def main(ctx: click.Context, home: str | None) -> None:
+    """artdag: a peer-to-peer daemon for creative work with provenance."""
+    try:
+        ctx.obj = {"config": load_config(home)}
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+@main.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the node directory, key and API token (safe to run again); print the did:key."""
+    config = _config(ctx)
+    try:
+        report = init_home(config)
+    except (OSError, ProvenanceError) as exc:
+        fail(str(exc))
+    if report.created:
+        click.echo(f"initialised {report.home}", err=True)
+    click.echo(report.did)
+
+
+def _open_readable(path: str) -> Any:
+    try:
+        stream = open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    if Path(path).is_dir():
+        stream.close()
+        fail(f"cannot add {path}: it is a directory")
+    return stream
+
+
+@main.command()
+@click.argument("file")
+@click.option("--name", help="Asset name (default: the file's name).")
+@click.option("--tag", "tags", multiple=True, help="A tag; repeat for several.")
+@click.option("--mime", help="Media type (default: guessed from the name).")
+@click.option("--chunk-size", type=int, help="UnixFS chunk size in bytes (max 1 MiB).")
+@click.option("--cid-version", type=click.Choice(["0", "1"]), help="CID version of the DAG.")
+@click.option("--raw-leaves/--no-raw-leaves", default=None, help="Store chunks as raw blocks.")
+@click.pass_context
+def add(
+    ctx: click.Context,
+    file: str,
+    name: str | None,
+    tags: tuple[str, ...],
+    mime: str | None,
+    chunk_size: int | None,
+    cid_version: str | None,
+    raw_leaves: bool | None,
+) -> None:
+    """Add FILE to the store and sign an asset record; print its root CID last."""
+    config = _config(ctx)
+    stream = _open_readable(file)
+    size = os.fstat(stream.fileno()).st_size
+
+    @_run
+    async def go() -> None:
+        async with open_node(config) as node:
+            version = None if cid_version is None else int(cid_version)
+            params = node.import_params(
+                chunk_size=chunk_size,
+                cid_version=version,
+                raw_leaves=raw_leaves
+                if raw_leaves is not None
+                else (False if version == 0 else None),
+            )
+            with stream, byte_progress(f"adding {Path(file).name}", size) as advance:
+                added = await node.add_file(
+                    stream,
+                    name=name or Path(file).name,
+                    tags=list(tags),
+                    mime=mime,
+                    params=params,
+                    progress=advance,
+                )
+            asset = added.asset
+            click.echo(f"added {asset.name} ({asset.size} bytes, record {asset.record})", err=True)
+            click.echo(asset.cid)
+
+    go()
+
+
+@main.command()
+@click.argument("cid")
+@click.option("--offset", type=int, default=0, help="First byte to print.")
+@click.option("--length", type=int, default=None, help="How many bytes to print.")
+@click.pass_context
+def cat(ctx: click.Context, cid: str, offset: int, length: int | None) -> None:
+    """Print the bytes of a file (or a byte range of it) to stdout."""
+    config = _config(ctx)
+    out = sys.stdout.buffer
+
+    @_run
+    async def go() -> None:
+        async with open_node(config) as node:
+            async for piece in node.cat(cid, offset, length):
+                await trio.to_thread.run_sync(out.write, piece)
+        out.flush()
+
+    go()
+
+
+@main.command()
+@click.option("--tag", help="Only assets with this tag.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--limit", type=int, default=100)
+@click.pass_context
+def assets(ctx: click.Context, tag: str | None, as_json: bool, limit: int) -> None:
+    """List the assets this node holds."""
+    config = _config(ctx)
+
+    @_run
+    async def go() -> None:
+        async with open_node(config) as node:
+            rows = await node.assets(tag, limit)
+        if as_json:
+            click.echo(json.dumps([r.to_json() for r in rows], indent=2))
+            return
+        for r in rows:
+            tags = f"  [{', '.join(r.tags)}]" if r.tags else ""
+            click.echo(f"{r.cid}  {r.size:>12}  {r.created}  {r.name}{tags}")
+
+    go()
+
+
+@main.group("dag")
+def dag_group() -> None:
+    """Inspect blocks as IPLD data."""
+
+
+@dag_group.command("get")
+@click.argument("cid")
+@click.pass_context
+def dag_get(ctx: click.Context, cid: str) -> None:
+    """Print a block decoded as DAG-JSON."""
+    config = _config(ctx)
+
+    @_run
+    async def go() -> None:
+        async with open_node(config) as node:
+            click.echo(dag.to_dag_json(await node.dag_get(cid)))
+
+    go()
+
+
+@main.command("export")
+@click.argument("cid")
+@click.option("-o", "--output", required=True, help="The .car file to write.")
+@click.pass_context
+def export_car(ctx: click.Context, cid: str, output: str) -> None:
+    """Write the whole DAG below CID as a CARv1 file."""
+    config = _config(ctx)
+    target = Path(output)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+
+    @_run
+    async def go() -> None:
+        async with open_node(config) as node:
+            written = 0
+            try:
+                with open(tmp, "wb") as f, byte_progress("exporting", None) as advance:
+                    async for piece in node.export_car(cid):
+                        await trio.to_thread.run_sync(f.write, piece)
+                        written += len(piece)
+                        advance(len(piece))
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+        click.echo(f"wrote {written} bytes to {target}", err=True)
+        click.echo(cid_to_str(dag.parse_cid(cid)))
+
+    go()
+
+
+@main.command("import")
+@click.argument("file")
+@click.pass_context
+def import_car(ctx: click.Context, file: str) -> None:
+    """Import a CARv1 file, verifying every block; print its roots."""
+    config = _config(ctx)
+    _open_readable(file).close()
+
+    @_run
+    async def go() -> None:
+        async with open_node(config) as node:
+            result = await node.import_car(dag.file_chunks(file))
+        click.echo(f"imported {result.blocks} blocks ({result.new_blocks} new)", err=True)
+        for root in result.roots:
+            click.echo(cid_to_str(root))
+
+    go()
+
+
+@main.command()
+@click.option("--repair", is_flag=True, help="Delete blocks that fail (re-add or re-fetch them).")
+@click.pass_context
+def verify(ctx: click.Context, repair: bool) -> None:
+    """Re-hash every block in the store and report any that do not match their CID."""
+    config = _config(ctx)
+
+    @_run
+    async def go() -> None:
+        async with open_node(config) as node:
+            report = await node.verify(repair=repair)
+        for bad in report.bad or []:
+            click.echo(f"bad block: {bad}")
+        click.echo(f"checked {report.checked} blocks, {len(report.bad or [])} bad", err=True)
+        if not report.ok:
+            sys.exit(1)
+
+    go()
+
+
+@main.command()
+@click.option("--host", help="Address for the HTTP server (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port for the HTTP server (default 8200).")
+@click.pass_context
+def daemon(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the daemon: HTTP API (and, as they land, p2p, rendering, federation)."""
+    from .runtime import run_daemon
+
+    try:
+        config = load_config(_config(ctx).home, host=host, port=port)
+    except ConfigError as exc:
+        fail(str(exc))
+    if not config.is_loopback:
+        click.echo(f"warning: the API listens on {config.host}, not only this machine", err=True)
+
+    def ready(urls: list[str], did: str) -> None:
+        click.echo(f"artdag daemon ready: {' '.join(urls)} (creator {did})", err=True)
+        click.echo(f"API token: {config.token_path}", err=True)
+
+    @_run
+    async def go() -> None:
+        await run_daemon(config, ready)
+
+    go()

@@ -1,0 +1,191 @@
+"""Configuration: ``$ARTDAG_HOME/config.toml`` with environment overrides.
+
+Precedence, lowest first: built-in defaults, the TOML file, ``ARTDAG_*`` environment variables,
+command-line flags. Every bad value is reported with the key or variable that holds it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Config", "ConfigError", "load_config", "default_home", "ENVIRONMENT"]
+
+
+class ConfigError(ValueError):
+    """The configuration file or an environment variable holds a bad value."""
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("ARTDAG_HOME") or Path.home() / ".artdag").expanduser()
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path = field(default_factory=default_home)
+    # [node]
+    user: str = "creator"
+    domain: str = "localhost"
+    # [http]
+    host: str = "127.0.0.1"
+    port: int = 8200
+    max_upload_bytes: int = 64 << 30
+    # [store]
+    store: str = "embedded"
+    kubo_url: str = "http://127.0.0.1:5001"
+    sync: str = "batch"
+    # [import]
+    chunk_size: int = 1 << 20
+    cid_version: int = 1
+    raw_leaves: bool = True
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / "config.toml"
+
+    @property
+    def identity_path(self) -> Path:
+        return self.home / "identity.key"
+
+    @property
+    def token_path(self) -> Path:
+        return self.home / "api-token"
+
+    @property
+    def store_path(self) -> Path:
+        return self.home / "store"
+
+    @property
+    def index_path(self) -> Path:
+        return self.home / "index.db"
+
+    @property
+    def is_loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return self.host == "localhost"
+
+    def to_toml(self) -> dict[str, dict[str, Any]]:
+        return {
+            section: {key: getattr(self, attr) for key, attr in keys.items()}
+            for section, keys in _SECTIONS.items()
+        }
+
+
+# TOML section -> {key in file: Config attribute}
+_SECTIONS: dict[str, dict[str, str]] = {
+    "node": {"user": "user", "domain": "domain"},
+    "http": {"host": "host", "port": "port", "max_upload_bytes": "max_upload_bytes"},
+    "store": {"backend": "store", "kubo_url": "kubo_url", "sync": "sync"},
+    "import": {
+        "chunk_size": "chunk_size",
+        "cid_version": "cid_version",
+        "raw_leaves": "raw_leaves",
+    },
+}
+
+# environment variable -> Config attribute
+ENVIRONMENT: dict[str, str] = {
+    "ARTDAG_USER": "user",
+    "ARTDAG_DOMAIN": "domain",
+    "ARTDAG_HOST": "host",
+    "ARTDAG_PORT": "port",
+    "ARTDAG_MAX_UPLOAD_BYTES": "max_upload_bytes",
+    "ARTDAG_STORE": "store",
+    "ARTDAG_KUBO_URL": "kubo_url",
+    "ARTDAG_SYNC": "sync",
+    "ARTDAG_CHUNK_SIZE": "chunk_size",
+    "ARTDAG_CID_VERSION": "cid_version",
+    "ARTDAG_RAW_LEAVES": "raw_leaves",
+}
+
+_TYPES = {f.name: f.type for f in fields(Config)}
+
+
+def _coerce(attr: str, value: Any, where: str) -> Any:
+    kind = _TYPES[attr]
+    if kind == "bool":
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+        elif isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if kind == "int":
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _check(config: Config, where: dict[str, str]) -> Config:
+    def bad(attr: str, message: str) -> ConfigError:
+        return ConfigError(f"{where.get(attr, attr)}: {message}")
+
+    if not 0 <= config.port <= 65535:
+        raise bad("port", f"expected a port number 0..65535, got {config.port}")
+    if config.store not in ("embedded", "kubo"):
+        raise bad("store", f"expected 'embedded' or 'kubo', got {config.store!r}")
+    if config.sync not in ("always", "batch", "never"):
+        raise bad("sync", f"expected 'always', 'batch' or 'never', got {config.sync!r}")
+    if not 1 <= config.chunk_size <= 1 << 20:
+        raise bad("chunk_size", f"expected 1..1048576 bytes, got {config.chunk_size}")
+    if config.cid_version not in (0, 1):
+        raise bad("cid_version", f"expected 0 or 1, got {config.cid_version}")
+    if config.max_upload_bytes < 0:
+        raise bad("max_upload_bytes", "must not be negative")
+    if not config.kubo_url.startswith(("http://", "https://")):
+        raise bad("kubo_url", f"expected an http(s) URL, got {config.kubo_url!r}")
+    if not config.user.replace("_", "").replace("-", "").replace(".", "").isalnum():
+        raise bad("user", f"expected letters, digits, '-', '_' or '.', got {config.user!r}")
+    return config
+
+
+def load_config(
+    home: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Config:
+    """Defaults, then ``config.toml`` in ``home``, then ``ARTDAG_*`` variables, then overrides."""
+    env = os.environ if environ is None else environ
+    home_path = Path(home or env.get("ARTDAG_HOME") or Path.home() / ".artdag").expanduser()
+    values: dict[str, Any] = {"home": home_path}
+    where: dict[str, str] = {}
+    path = home_path / "config.toml"
+    if path.exists():
+        try:
+            document = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        for section, table in document.items():
+            keys = _SECTIONS.get(section)
+            if keys is None or not isinstance(table, dict):
+                raise ConfigError(f"{path}: unknown section [{section}]")
+            for key, value in table.items():
+                if key not in keys:
+                    raise ConfigError(f"{path}: unknown key {key!r} in [{section}]")
+                attr = keys[key]
+                where[attr] = f"{path} [{section}] {key}"
+                values[attr] = _coerce(attr, value, where[attr])
+    for variable, attr in ENVIRONMENT.items():
+        if variable in env and env[variable] != "":
+            where[attr] = variable
+            values[attr] = _coerce(attr, env[variable], variable)
+    for attr, value in overrides.items():
+        if value is not None:
+            where[attr] = f"--{attr.replace('_', '-')}"
+            values[attr] = _coerce(attr, value, where[attr]) if attr != "home" else Path(value)
+    return _check(replace(Config(), **values), where)

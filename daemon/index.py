@@ -1,0 +1,106 @@
+"""The SQLite index (via sqlite-utils): what the node knows about its assets and records.
+
+The blocks are the truth; this index only makes them quick to list and search, and every row
+names the signed record it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+__all__ = ["Index", "AssetRow"]
+
+
+@dataclass(frozen=True)
+class AssetRow:
+    cid: str
+    name: str
+    size: int
+    mime: str | None
+    tags: list[str]
+    record: str
+    signer: str
+    created: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cid": self.cid,
+            "name": self.name,
+            "size": self.size,
+            "mime": self.mime,
+            "tags": self.tags,
+            "record": self.record,
+            "signer": self.signer,
+            "created": self.created,
+        }
+
+
+class Index:
+    def __init__(self, path: Path) -> None:
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.Lock()
+        self.db["assets"].create(
+            {
+                "cid": str,
+                "name": str,
+                "size": int,
+                "mime": str,
+                "tags": str,
+                "record": str,
+                "signer": str,
+                "created": str,
+            },
+            pk="cid",
+            if_not_exists=True,
+        )
+        self.db["records"].create(
+            {"cid": str, "type": str, "signer": str, "created": str, "subject": str},
+            pk="cid",
+            if_not_exists=True,
+        )
+        self.db["records"].create_index(["type", "subject"], if_not_exists=True)
+
+    def put_asset(self, row: AssetRow) -> None:
+        data = row.to_json() | {"tags": json.dumps(row.tags)}
+        with self._lock, self.db.conn:
+            self.db["assets"].upsert(data, pk="cid")
+
+    def put_record(self, cid: str, type_: str, signer: str, created: str, subject: str) -> None:
+        row = {"cid": cid, "type": type_, "signer": signer, "created": created, "subject": subject}
+        with self._lock, self.db.conn:
+            self.db["records"].upsert(row, pk="cid")
+
+    def asset(self, cid: str) -> AssetRow | None:
+        with self._lock:
+            rows = list(self.db["assets"].rows_where("cid = ?", [cid]))
+        return _asset(rows[0]) if rows else None
+
+    def assets(self, tag: str | None = None, limit: int = 100, offset: int = 0) -> list[AssetRow]:
+        where, args = None, []
+        if tag:
+            where, args = "exists (select 1 from json_each(assets.tags) where value = ?)", [tag]
+        with self._lock:
+            rows = self.db["assets"].rows_where(
+                where, args, order_by="created desc, cid", limit=limit, offset=offset
+            )
+            return [_asset(r) for r in rows]
+
+    def count_assets(self) -> int:
+        with self._lock:
+            return self.db["assets"].count
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+
+def _asset(row: dict[str, Any]) -> AssetRow:
+    return AssetRow(**(row | {"tags": json.loads(row["tags"] or "[]")}))

@@ -1,0 +1,238 @@
+"""The node: what an artdag daemon can do, used alike by the CLI, the JSON API and the tests.
+
+Following Kubo's core API and datasette's habit, no logic lives in a click command or an HTTP
+route; both call these methods.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import trio
+
+import dag
+from dag import CID, Blockstore, ImportParams, cid_to_str, parse_cid
+from provenance import (
+    Identity,
+    RecordError,
+    make_asset_record,
+    sign_record,
+    validate_record,
+    verify_signed,
+)
+
+from .config import Config
+from .home import init_home
+from .index import AssetRow, Index
+
+__all__ = ["Node", "open_node", "AddedAsset"]
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class AddedAsset:
+    asset: AssetRow
+    blocks: int
+    existed: bool
+
+
+def _open_store(config: Config) -> Blockstore:
+    if config.store == "kubo":
+        return dag.KuboBlockstore(config.kubo_url)
+    return dag.FlatFsBlockstore(config.store_path, sync=config.sync)  # type: ignore[arg-type]
+
+
+def _clean_name(name: str) -> str:
+    name = name.strip().replace("/", "_").replace("\x00", "")
+    return name[:255] or "untitled"
+
+
+class Node:
+    def __init__(self, config: Config, store: Blockstore, index: Index, identity: Identity) -> None:
+        self.config = config
+        self.store = store
+        self.index = index
+        self.identity = identity
+
+    @property
+    def did(self) -> str:
+        return self.identity.did
+
+    def import_params(self, **overrides: Any) -> ImportParams:
+        c = self.config
+        values: dict[str, Any] = {
+            "chunk_size": c.chunk_size,
+            "cid_version": c.cid_version,
+            "raw_leaves": c.raw_leaves if c.cid_version == 1 else False,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return ImportParams(**values)
+
+    # -- assets ----------------------------------------------------------------------------
+    async def add_file(
+        self,
+        source: str | os.PathLike[str] | BinaryIO,
+        *,
+        name: str | None = None,
+        tags: list[str] | None = None,
+        mime: str | None = None,
+        params: ImportParams | None = None,
+        progress: Progress | None = None,
+    ) -> AddedAsset:
+        """Import a file as UnixFS and record a signed ``asset`` record for it."""
+        if name is None and isinstance(source, str | os.PathLike):
+            name = Path(source).name
+        params = params or self.import_params()
+        result = await dag.import_file(self.store, source, params, progress)
+        return await self._record_asset(result, name or "untitled", tags or [], mime)
+
+    async def add_stream(
+        self,
+        chunks: AsyncIterable[bytes],
+        *,
+        name: str,
+        tags: list[str] | None = None,
+        mime: str | None = None,
+        params: ImportParams | None = None,
+    ) -> AddedAsset:
+        params = params or self.import_params()
+        result = await dag.import_chunks(self.store, chunks, params)
+        return await self._record_asset(result, name, tags or [], mime)
+
+    async def _record_asset(
+        self, result: dag.ImportResult, name: str, tags: list[str], mime: str | None
+    ) -> AddedAsset:
+        name = _clean_name(name)
+        mime = mime or mimetypes.guess_type(name)[0]
+        tags = sorted(set(tags))
+        root = cid_to_str(result.cid)
+        existing = self.index.asset(root)
+        if existing and existing.name == name and existing.tags == tags:
+            await self.store.pin(result.cid)
+            return AddedAsset(existing, result.blocks, existed=True)
+        record = make_asset_record(
+            root=result.cid,
+            name=name,
+            size=result.size,
+            mime=mime,
+            tags=tags or None,
+            chunker=result.params.describe(),
+        )
+        signed = sign_record(record, self.identity)
+        block = dag.record_block(signed)
+        await self.store.put(block)
+        await self.store.flush()
+        await self.store.pin(result.cid)
+        await self.store.pin(block.cid)
+        row = AssetRow(
+            cid=root,
+            name=name,
+            size=result.size,
+            mime=mime,
+            tags=tags,
+            record=cid_to_str(block.cid),
+            signer=self.did,
+            created=signed["created"],
+        )
+        await trio.to_thread.run_sync(self._index_asset, row, signed)
+        return AddedAsset(row, result.blocks + 1, existed=False)
+
+    def _index_asset(self, row: AssetRow, signed: dict[str, Any]) -> None:
+        self.index.put_record(row.record, "asset", row.signer, row.created, row.cid)
+        self.index.put_asset(row)
+
+    async def assets(self, tag: str | None = None, limit: int = 100, offset: int = 0):
+        return await trio.to_thread.run_sync(lambda: self.index.assets(tag, limit, offset))
+
+    async def asset(self, cid: str | CID) -> AssetRow | None:
+        key = cid_to_str(parse_cid(cid))
+        return await trio.to_thread.run_sync(self.index.asset, key)
+
+    async def record(self, cid: str | CID) -> dict[str, Any]:
+        """A stored record, verified (schema and signature) before it is returned."""
+        parsed = parse_cid(cid)
+        if parsed.codec.name != "dag-cbor":
+            raise RecordError(f"{cid_to_str(parsed)} is {parsed.codec.name}, not a record")
+        value = dag.decode_dagcbor(await self.store.get(parsed))
+        if not isinstance(value, dict):
+            raise RecordError(f"{cid_to_str(parsed)} is not a record (not a map)")
+        validate_record(value)
+        verify_signed(value)
+        return value
+
+    # -- blocks and files -------------------------------------------------------------------
+    async def size_of(self, cid: str | CID) -> int:
+        return await dag.file_size(self.store, parse_cid(cid))
+
+    def cat(
+        self, cid: str | CID, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        return dag.read_file(self.store, parse_cid(cid), offset, length)
+
+    async def dag_get(self, cid: str | CID) -> Any:
+        """The decoded block: DAG-CBOR as IPLD data, dag-pb as {Data, Links} as Kubo shows it."""
+        parsed = parse_cid(cid)
+        data = await self.store.get(parsed)
+        codec = parsed.codec.name
+        if codec == "dag-cbor":
+            return dag.decode_dagcbor(data)
+        if codec == "dag-pb":
+            from dag.dagpb import decode_node
+
+            node = decode_node(data)
+            return {
+                "Data": node.data if node.data is not None else b"",
+                "Links": [
+                    {"Hash": ln.cid, "Name": ln.name, "Tsize": ln.tsize} for ln in node.links
+                ],
+            }
+        if codec == "raw":
+            return data
+        raise dag.CodecError(f"cannot decode codec {codec}")
+
+    def export_car(self, cid: str | CID) -> AsyncIterator[bytes]:
+        return dag.iter_car(self.store, [parse_cid(cid)])
+
+    async def import_car(self, chunks: AsyncIterable[bytes]) -> dag.CarImportResult:
+        return await dag.import_car(self.store, chunks)
+
+    async def verify(self, *, repair: bool = False) -> dag.VerifyReport:
+        return await self.store.verify(repair=repair)  # type: ignore[call-arg]
+
+    async def status(self) -> dict[str, Any]:
+        from importlib.metadata import version
+
+        count = await trio.to_thread.run_sync(self.index.count_assets)
+        return {
+            "status": "ok",
+            "did": self.did,
+            "version": version("artdag"),
+            "store": self.config.store,
+            "assets": count,
+        }
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+        self.index.close()
+
+
+@asynccontextmanager
+async def open_node(config: Config) -> AsyncIterator[Node]:
+    """Open (initialising on first use) the node described by ``config``."""
+    await trio.to_thread.run_sync(init_home, config)
+    identity = Identity.load(config.identity_path)
+    store = _open_store(config)
+    index = await trio.to_thread.run_sync(Index, config.index_path)
+    node = Node(config, store, index, identity)
+    try:
+        yield node
+    finally:
+        with trio.CancelScope(shield=True):
+            await node.aclose()
