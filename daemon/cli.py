@@ -300,3 +300,25 @@ def daemon(ctx: click.Context, host: str | None, port: int | None) -> None:
         await run_daemon(config, ready)
 
     go()
+
+
+@main.group("record")
+def record_group() -> None:
+    """Signed records: show and check them."""
+
+
+@record_group.command("verify")
+@click.argument("cid")
+@click.pass_context
+def record_verify(ctx: click.Context, cid: str) -> None:
+    """Check a stored record's schema and signature; print it as DAG-JSON if it is valid."""
+    config = _config(ctx)
+
+    @_run
+    async def go() -> None:
+        async with open_node(config) as node:
+            record = await node.record(cid)
+        click.echo(dag.to_dag_json(record))
+        click.echo(f"valid {record['type']} record signed by {record['signer']}", err=True)
+
+    go()

@@ -23,7 +23,6 @@ from provenance import (
     RecordError,
     make_asset_record,
     sign_record,
-    validate_record,
     verify_signed,
 )
 
@@ -163,7 +162,6 @@ class Node:
         value = dag.decode_dagcbor(await self.store.get(parsed))
         if not isinstance(value, dict):
             raise RecordError(f"{cid_to_str(parsed)} is not a record (not a map)")
-        validate_record(value)
         verify_signed(value)
         return value
 
