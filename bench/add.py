@@ -89,9 +89,8 @@ def main() -> None:
             add = size / res["seconds"]
             rows.append((size, add, sha, add / sha, res["peak_rss_mib"], res["cid"]))
             data.unlink()
-    print(
-        f"{'file MiB':>8} {'add MiB/s':>10} {'sha256 MiB/s':>13} {'ratio':>6} {'peak RSS MiB':>13}  root"
-    )
+    head = ("file MiB", "add MiB/s", "sha256 MiB/s", "ratio", "peak RSS MiB")
+    print(f"{head[0]:>8} {head[1]:>10} {head[2]:>13} {head[3]:>6} {head[4]:>13}  root")
     for size, add, sha, ratio, rss, cid in rows:
         print(f"{size:>8} {add:>10.0f} {sha:>13.0f} {ratio:>6.2f} {rss:>13.1f}  {cid}")
     size, add, sha, ratio, rss, _ = rows[-1]
