@@ -18,10 +18,10 @@ import trio
 from multiformats import CID, varint
 
 from .blockstore import Blockstore
-from .cids import Block, cid_to_str
+from .cids import Block, cid_to_str, decode_cid_bytes, multihash_key
 from .dagcbor import decode, encode
-from .errors import BlockCorrupt, CarError, CodecError
-from .walk import walk_dag
+from .errors import BlockCorrupt, CarError, CidError, CodecError
+from .walk import links_of, walk_dag
 
 __all__ = ["CarImportResult", "CarReader", "encode_header", "file_chunks", "import_car", "iter_car"]
 
@@ -63,28 +63,9 @@ def _read_uvarint(buf: bytearray | bytes, pos: int) -> tuple[int, int] | None:
 
 def _split_cid(section: bytes) -> tuple[CID, int]:
     """Decode the CID at the start of a section; return it and its length in bytes."""
-    if section[:2] == b"\x12\x20":  # CIDv0: a bare sha2-256 multihash
-        if len(section) < 34:
-            raise CarError("malformed CAR: section too short for its CID")
-        return CID.decode(section[:34]), 34
-    pos = 0
-    parts = []
-    for _ in range(3):  # version, codec, hash function code
-        read = _read_uvarint(section, pos)
-        if read is None:
-            raise CarError("malformed CAR: section ends inside its CID")
-        parts.append(read[0])
-        pos = read[1]
-    read = _read_uvarint(section, pos)
-    if read is None:
-        raise CarError("malformed CAR: section ends inside its CID")
-    length, pos = read
-    end = pos + length
-    if parts[0] != 1 or end > len(section):
-        raise CarError("malformed CAR: section does not start with a valid CID")
     try:
-        return CID.decode(bytes(section[:end])), end
-    except Exception:
+        return decode_cid_bytes(section)
+    except CidError:
         raise CarError("malformed CAR: section does not start with a valid CID") from None
 
 
@@ -136,13 +117,16 @@ class CarReader:
             raise CarError(f"malformed CAR header: {exc}") from None
         if not isinstance(header, dict) or "version" not in header:
             raise CarError("malformed CAR header: not a map with a version")
-        if header["version"] == 2:
+        version = header["version"]
+        if version == 2 and type(version) is int:
             raise CarError("CARv2 files are not supported; export as CARv1")
-        if header["version"] != 1:
+        if type(version) is not int or version != 1:
             raise CarError(f"unsupported CAR version {header['version']!r}")
         roots = header.get("roots")
         if not isinstance(roots, list) or not all(isinstance(r, CID) for r in roots):
             raise CarError("malformed CAR header: roots must be a list of CIDs")
+        if not roots:
+            raise CarError("malformed CAR header: no roots")
         self.roots = roots
 
     def finish(self) -> None:
@@ -177,24 +161,32 @@ async def import_car(
 ) -> CarImportResult:
     """Store every block of a CAR stream after checking it against its CID.
 
-    On any error (truncation, a mismatching block, a malformed section) the blocks this import
-    added are deleted again and :class:`CarError` is raised; the roots are pinned only on
-    success, and only if every root is present.
+    On any error (truncation, a mismatching block, a malformed section, a linked block that is
+    neither in the file nor already stored) the blocks this import added are deleted again and
+    :class:`CarError` is raised; the roots are pinned only when the whole DAG is present.
     """
     reader = CarReader()
     added: list[CID] = []
+    seen: set[bytes] = set()
+    linked: dict[bytes, CID] = {}
     try:
         async for chunk in chunks:
             blocks = await trio.to_thread.run_sync(reader.feed, chunk)
             for block in blocks:
+                seen.add(multihash_key(block.cid))
+                for link in links_of(block.cid, block.data):
+                    linked.setdefault(multihash_key(link), link)
                 if not await store.has(block.cid):
                     await store.put(block)
                     added.append(block.cid)
         reader.finish()
         roots = reader.roots or []
-        missing = [cid_to_str(r) for r in roots if not await store.has(r)]
-        if missing:
-            raise CarError(f"CAR does not contain its root {missing[0]}")
+        for root in roots:
+            if multihash_key(root) not in seen and not await store.has(root):
+                raise CarError(f"CAR does not contain its root {cid_to_str(root)}")
+        for key, link in linked.items():
+            if key not in seen and not await store.has(link):
+                raise CarError(f"CAR is incomplete: block {cid_to_str(link)} is missing")
         await store.flush()
         if pin:
             for root in roots:

@@ -7,17 +7,104 @@ has to wonder whether its bytes match its CID.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from multiformats import CID, multihash
+from multiformats import CID, multibase, multicodec, multihash, varint
 
 from .errors import BlockCorrupt, CidError
 
 __all__ = ["CID", "DEFAULT_HASH", "Block", "cid_to_str", "multihash_key", "parse_cid"]
 
 DEFAULT_HASH = "sha2-256"
-SUPPORTED_HASHES = frozenset({"sha2-256", "sha2-512", "sha3-256", "sha3-512", "blake2b-256"})
 SUPPORTED_CODECS = frozenset({"raw", "dag-pb", "dag-cbor"})
+
+
+_HASHERS: dict[str, Callable[[bytes], bytes]] = {
+    "sha2-256": lambda data: hashlib.sha256(data).digest(),
+    "sha2-512": lambda data: hashlib.sha512(data).digest(),
+    "sha3-256": lambda data: hashlib.sha3_256(data).digest(),
+    "sha3-512": lambda data: hashlib.sha3_512(data).digest(),
+    "blake2b-256": lambda data: hashlib.blake2b(data, digest_size=32).digest(),
+}
+_PREFIXES = {name: varint.encode(multihash.get(name).code) for name in _HASHERS}
+
+
+def hash_bytes(data: bytes, hashfun: str = "sha2-256") -> bytes:
+    """The multihash of ``data``. Uses hashlib directly: ``multihash.digest`` raises and catches
+    TypeErrors inside, whose tracebacks keep each hashed chunk alive until the cycle collector
+    runs, so memory would grow with file size."""
+    try:
+        digest = _HASHERS[hashfun](data)
+    except KeyError:
+        raise CidError(f"unsupported hash function {hashfun}") from None
+    return _PREFIXES[hashfun] + varint.encode(len(digest)) + digest
+
+
+@functools.cache
+def _parts(version: int, codec: int | str, hashfun: int) -> tuple[Any, Any, Any]:
+    base = multibase.get("base58btc" if version == 0 else "base32")
+    return (
+        base,
+        multicodec.get(codec) if isinstance(codec, str) else multicodec.get(code=codec),
+        (multihash.get(code=hashfun)),
+    )
+
+
+def _uvarint(buf: bytes, pos: int = 0) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[pos]  # IndexError at the end: reported as a malformed CID
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise CidError("malformed CID: varint too long")
+
+
+def make_cid(version: int, codec: int | str, mh: bytes) -> CID:
+    """Build a CID from a multihash without multiformats' argument validation.
+
+    That validation raises and catches TypeErrors internally; their tracebacks keep the
+    calling frames (and the block bytes they hold) alive until the cycle collector runs, which
+    made memory grow with file size during imports. The parts are validated once and cached.
+    """
+    try:
+        code, pos = _uvarint(mh)
+        length, pos = _uvarint(mh, pos)
+    except IndexError:
+        raise CidError("malformed multihash") from None
+    if pos + length != len(mh):
+        raise CidError("malformed multihash")
+    base, codec_obj, hash_obj = _parts(version, codec, code)
+    if version == 0 and (codec_obj.name != "dag-pb" or hash_obj.name != "sha2-256"):
+        raise CidError("CIDv0 is only for dag-pb blocks hashed with sha2-256")
+    return CID._new_instance(CID, base, version, codec_obj, hash_obj, bytes(mh))
+
+
+def decode_cid_bytes(raw: bytes) -> tuple[CID, int]:
+    """Decode the binary CID at the start of ``raw``; return it and its length in bytes."""
+    try:
+        if raw[:2] == b"\x12\x20":
+            return make_cid(0, "dag-pb", bytes(raw[:34])), 34
+        version, pos = _uvarint(raw)
+        codec, pos = _uvarint(raw, pos)
+        start = pos
+        _, pos = _uvarint(raw, pos)
+        length, pos = _uvarint(raw, pos)
+        end = pos + length
+        if version != 1 or end > len(raw):
+            raise CidError("not a binary CIDv1")
+        return make_cid(1, codec, bytes(raw[start:end])), end
+    except CidError:
+        raise
+    except (KeyError, ValueError, IndexError) as exc:
+        raise CidError(f"not a binary CID ({exc})") from None
 
 
 def parse_cid(value: str | bytes | CID) -> CID:
@@ -68,16 +155,16 @@ class Block:
         if version == 0:
             if codec != "dag-pb" or hashfun != "sha2-256":
                 raise CidError("CIDv0 is only for dag-pb blocks hashed with sha2-256")
-            return cls(CID("base58btc", 0, "dag-pb", multihash.digest(data, hashfun)), data)
-        return cls(CID("base32", 1, codec, multihash.digest(data, hashfun)), data)
+            return cls(make_cid(0, "dag-pb", hash_bytes(data, hashfun)), data)
+        return cls(make_cid(1, codec, hash_bytes(data, hashfun)), data)
 
     @classmethod
     def checked(cls, cid: CID, data: bytes) -> Block:
         """Make a block from bytes received from elsewhere; raise BlockCorrupt unless they match."""
         hashfun = cid.hashfun.name
-        if hashfun not in SUPPORTED_HASHES:
+        if hashfun not in _HASHERS:
             raise BlockCorrupt(f"unsupported hash function {hashfun} in {cid_to_str(cid)}")
-        if multihash.digest(data, hashfun) != cid.digest:
+        if hash_bytes(data, hashfun) != cid.digest:
             raise BlockCorrupt(f"block bytes do not match {cid_to_str(cid)}")
         return cls(cid, data)
 

@@ -43,7 +43,7 @@ def encode(value: Any) -> bytes:
     """Encode an IPLD value as DAG-CBOR; raise CodecError naming what cannot be encoded."""
     try:
         return dag_cbor.encode(value)
-    except (dag_cbor.encoding.DAGCBOREncodingError, TypeError, ValueError) as exc:
+    except (dag_cbor.encoding.CBOREncodingError, TypeError, ValueError) as exc:
         raise CodecError(f"cannot encode as DAG-CBOR: {_one_line(exc)}") from None
 
 

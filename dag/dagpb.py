@@ -14,7 +14,8 @@ from enum import IntEnum
 
 from multiformats import CID
 
-from .errors import CodecError
+from .cids import decode_cid_bytes
+from .errors import CidError, CodecError
 
 __all__ = ["PBLink", "PBNode", "UnixFSData", "UnixFSType", "decode_node", "encode_node"]
 
@@ -123,9 +124,11 @@ def _decode_link(data: bytes) -> PBLink:
     for number, wire, value in _fields(data, "dag-pb link"):
         if number == 1 and wire == _LEN:
             try:
-                cid = CID.decode(value)
-            except Exception:
+                cid, used = decode_cid_bytes(value)
+            except CidError:
                 raise CodecError("invalid dag-pb link: Hash is not a CID") from None
+            if used != len(value):
+                raise CodecError("invalid dag-pb link: Hash has trailing bytes")
         elif number == 2 and wire == _LEN:
             name = value.decode("utf-8", errors="replace")
         elif number == 3 and wire == _VARINT:
