@@ -174,7 +174,11 @@ async def import_car(
             blocks = await trio.to_thread.run_sync(reader.feed, chunk)
             for block in blocks:
                 seen.add(multihash_key(block.cid))
-                for link in links_of(block.cid, block.data):
+                try:
+                    links = links_of(block.cid, block.data)
+                except CodecError as exc:
+                    raise CarError(f"CAR block {cid_to_str(block.cid)}: {exc}") from None
+                for link in links:
                     linked.setdefault(multihash_key(link), link)
                 if not await store.has(block.cid):
                     await store.put(block)
