@@ -56,6 +56,10 @@ def create_app(node: Node, token: str) -> QuartTrio:
     async def bad_codec(exc: Exception) -> Response:
         return _error(422, str(exc))
 
+    @app.errorhandler(dag.StoreError)
+    async def store_failed(exc: Exception) -> Response:
+        return _error(503, str(exc))
+
     @app.errorhandler(ProvenanceError)
     async def bad_record(exc: Exception) -> Response:
         return _error(422, str(exc))

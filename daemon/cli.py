@@ -123,11 +123,7 @@ def add(
         async with open_node(config) as node:
             version = None if cid_version is None else int(cid_version)
             params = node.import_params(
-                chunk_size=chunk_size,
-                cid_version=version,
-                raw_leaves=raw_leaves
-                if raw_leaves is not None
-                else (False if version == 0 else None),
+                chunk_size=chunk_size, cid_version=version, raw_leaves=raw_leaves
             )
             with stream, byte_progress(f"adding {Path(file).name}", size) as advance:
                 added = await node.add_file(

@@ -64,15 +64,22 @@ class Node:
     def did(self) -> str:
         return self.identity.did
 
-    def import_params(self, **overrides: Any) -> ImportParams:
+    def import_params(
+        self,
+        *,
+        chunk_size: int | None = None,
+        cid_version: int | None = None,
+        raw_leaves: bool | None = None,
+    ) -> ImportParams:
+        """The configured UnixFS layout, with per-call overrides. Raw leaves default to the
+        config for CIDv1 and to off for CIDv0, as ``ipfs add`` does."""
         c = self.config
-        values: dict[str, Any] = {
-            "chunk_size": c.chunk_size,
-            "cid_version": c.cid_version,
-            "raw_leaves": c.raw_leaves if c.cid_version == 1 else False,
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return ImportParams(**values)
+        version = c.cid_version if cid_version is None else cid_version
+        if raw_leaves is None:
+            raw_leaves = c.raw_leaves if version == 1 else False
+        return ImportParams(
+            chunk_size=chunk_size or c.chunk_size, cid_version=version, raw_leaves=raw_leaves
+        )
 
     # -- assets ----------------------------------------------------------------------------
     async def add_file(
@@ -140,10 +147,10 @@ class Node:
             signer=self.did,
             created=signed["created"],
         )
-        await trio.to_thread.run_sync(self._index_asset, row, signed)
+        await trio.to_thread.run_sync(self._index_asset, row)
         return AddedAsset(row, result.blocks + 1, existed=False)
 
-    def _index_asset(self, row: AssetRow, signed: dict[str, Any]) -> None:
+    def _index_asset(self, row: AssetRow) -> None:
         self.index.put_record(row.record, "asset", row.signer, row.created, row.cid)
         self.index.put_asset(row)
 

@@ -18,6 +18,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -207,8 +208,6 @@ class FlatFsBlockstore(Blockstore):
         return await trio.to_thread.run_sync(self._verify_sync, repair)
 
     async def pin(self, cid: CID, *, recursive: bool = True) -> None:
-        from datetime import UTC, datetime
-
         row = {
             "cid": cid_to_str(cid),
             "recursive": int(recursive),
