@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
-from multiformats import CID, varint
+from multiformats import CID
 
+from ._varint import decode_uvarint, encode_uvarint
 from .blockstore import Blockstore
 from .cids import Block, cid_to_str, decode_cid_bytes, multihash_key
 from .dagcbor import decode, encode
@@ -31,12 +32,12 @@ MAX_SECTION = (4 << 20) + 1024  # a block may be up to 4 MiB, plus its CID
 
 def encode_header(roots: list[CID]) -> bytes:
     header = encode({"roots": list(roots), "version": 1})
-    return varint.encode(len(header)) + header
+    return encode_uvarint(len(header)) + header
 
 
 def encode_section(cid: CID, data: bytes) -> bytes:
     raw = bytes(cid)
-    return varint.encode(len(raw) + len(data)) + raw + data
+    return encode_uvarint(len(raw) + len(data)) + raw + data
 
 
 async def iter_car(store: Blockstore, roots: list[CID]) -> AsyncIterator[bytes]:
@@ -48,17 +49,12 @@ async def iter_car(store: Blockstore, roots: list[CID]) -> AsyncIterator[bytes]:
 
 def _read_uvarint(buf: bytearray | bytes, pos: int) -> tuple[int, int] | None:
     """(value, new position), or None if the buffer ends inside the varint."""
-    value = shift = 0
-    while pos < len(buf):
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise CarError("malformed CAR: varint too long")
-    return None
+    try:
+        return decode_uvarint(buf, pos)
+    except EOFError:
+        return None
+    except ValueError:
+        raise CarError("malformed CAR: varint too long") from None
 
 
 def _split_cid(section: bytes) -> tuple[CID, int]:

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from multiformats import CID, multibase, multicodec, multihash, varint
+from multiformats import CID, multibase, multicodec, multihash
 
+from ._varint import decode_uvarint, encode_uvarint
 from .errors import BlockCorrupt, CidError
 
 __all__ = ["CID", "DEFAULT_HASH", "Block", "cid_to_str", "multihash_key", "parse_cid"]
@@ -30,7 +31,7 @@ _HASHERS: dict[str, Callable[[bytes], bytes]] = {
     "sha3-512": lambda data: hashlib.sha3_512(data).digest(),
     "blake2b-256": lambda data: hashlib.blake2b(data, digest_size=32).digest(),
 }
-_PREFIXES = {name: varint.encode(multihash.get(name).code) for name in _HASHERS}
+_PREFIXES = {name: encode_uvarint(multihash.get(name).code) for name in _HASHERS}
 
 
 def hash_bytes(data: bytes, hashfun: str = "sha2-256") -> bytes:
@@ -41,7 +42,7 @@ def hash_bytes(data: bytes, hashfun: str = "sha2-256") -> bytes:
         digest = _HASHERS[hashfun](data)
     except KeyError:
         raise CidError(f"unsupported hash function {hashfun}") from None
-    return _PREFIXES[hashfun] + varint.encode(len(digest)) + digest
+    return _PREFIXES[hashfun] + encode_uvarint(len(digest)) + digest
 
 
 @functools.cache
@@ -54,19 +55,6 @@ def _parts(version: int, codec: int | str, hashfun: int) -> tuple[Any, Any, Any]
     )
 
 
-def _uvarint(buf: bytes, pos: int = 0) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = buf[pos]  # IndexError at the end: reported as a malformed CID
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise CidError("malformed CID: varint too long")
-
-
 def make_cid(version: int, codec: int | str, mh: bytes) -> CID:
     """Build a CID from a multihash without multiformats' argument validation.
 
@@ -75,9 +63,9 @@ def make_cid(version: int, codec: int | str, mh: bytes) -> CID:
     made memory grow with file size during imports. The parts are validated once and cached.
     """
     try:
-        code, pos = _uvarint(mh)
-        length, pos = _uvarint(mh, pos)
-    except IndexError:
+        code, pos = decode_uvarint(mh)
+        length, pos = decode_uvarint(mh, pos)
+    except (EOFError, ValueError):
         raise CidError("malformed multihash") from None
     if pos + length != len(mh):
         raise CidError("malformed multihash")
@@ -92,18 +80,18 @@ def decode_cid_bytes(raw: bytes) -> tuple[CID, int]:
     try:
         if raw[:2] == b"\x12\x20":
             return make_cid(0, "dag-pb", bytes(raw[:34])), 34
-        version, pos = _uvarint(raw)
-        codec, pos = _uvarint(raw, pos)
+        version, pos = decode_uvarint(raw)
+        codec, pos = decode_uvarint(raw, pos)
         start = pos
-        _, pos = _uvarint(raw, pos)
-        length, pos = _uvarint(raw, pos)
+        _, pos = decode_uvarint(raw, pos)
+        length, pos = decode_uvarint(raw, pos)
         end = pos + length
         if version != 1 or end > len(raw):
             raise CidError("not a binary CIDv1")
         return make_cid(1, codec, bytes(raw[start:end])), end
     except CidError:
         raise
-    except (KeyError, ValueError, IndexError) as exc:
+    except (KeyError, ValueError, IndexError, EOFError) as exc:
         raise CidError(f"not a binary CID ({exc})") from None
 
 

@@ -14,6 +14,7 @@ from enum import IntEnum
 
 from multiformats import CID
 
+from ._varint import decode_uvarint, encode_uvarint
 from .cids import decode_cid_bytes
 from .errors import CidError, CodecError
 
@@ -139,10 +140,7 @@ def _decode_link(data: bytes) -> PBLink:
 
 
 def _put_varint(out: bytearray, value: int) -> None:
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
+    out += encode_uvarint(value)
 
 
 def _put_key(out: bytearray, number: int, wire: int) -> None:
@@ -156,18 +154,12 @@ def _put_bytes(out: bytearray, number: int, value: bytes) -> None:
 
 
 def _read_varint(data: bytes, pos: int, what: str) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(data):
-            raise CodecError(f"invalid {what}: truncated varint")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise CodecError(f"invalid {what}: varint too long")
+    try:
+        return decode_uvarint(data, pos)
+    except EOFError:
+        raise CodecError(f"invalid {what}: truncated varint") from None
+    except ValueError:
+        raise CodecError(f"invalid {what}: varint too long") from None
 
 
 def _fields(data: bytes, what: str):

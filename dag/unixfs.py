@@ -225,26 +225,15 @@ async def _store_leaves(
     return root
 
 
-async def import_file(
-    store: Blockstore,
-    source: str | os.PathLike[str] | BinaryIO,
-    params: ImportParams | None = None,
-    progress: Progress | None = None,
+Batches = AsyncIterator[list[tuple[Block, int]]]
+
+
+async def _import(
+    store: Blockstore, builder: FileBuilder, batches: Batches, progress: Progress | None
 ) -> ImportResult:
-    """Import a file (path or binary stream) as UnixFS; memory stays flat whatever its size."""
-    builder = FileBuilder(params or ImportParams())
-    own = isinstance(source, str | os.PathLike)
-    stream: BinaryIO = open(Path(source), "rb") if own else source  # noqa: SIM115
+    """Run the pipeline: ``batches`` (leaves made in worker threads) -> bounded channel ->
+    :func:`_store_leaves`. At most a few chunks are in flight, whatever the file's size."""
     send, receive = trio.open_memory_channel[list[tuple[Block, int]]](2)
-    chunk_size = builder.params.chunk_size
-    per_batch = _batch_size(chunk_size)
-
-    def next_leaves() -> list[tuple[Block, int]]:
-        batch = []
-        while len(batch) < per_batch and (data := _read_full(stream, chunk_size)):
-            batch.append(builder.make_leaf(data))
-        return batch
-
     result: list[CID] = []
 
     async def consume() -> None:
@@ -254,14 +243,52 @@ async def import_file(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(consume)
             async with send:
-                while batch := await trio.to_thread.run_sync(next_leaves):
+                async for batch in batches:
                     await send.send(batch)
     except BaseExceptionGroup as group:
         raise first_error(group) from None
-    finally:
-        if own:
-            stream.close()
     return ImportResult(result[0], builder.size, builder.blocks, builder.params)
+
+
+async def _file_batches(stream: BinaryIO, builder: FileBuilder) -> Batches:
+    chunk_size = builder.params.chunk_size
+    per_batch = _batch_size(chunk_size)
+
+    def next_leaves() -> list[tuple[Block, int]]:
+        batch = []
+        while len(batch) < per_batch and (data := _read_full(stream, chunk_size)):
+            batch.append(builder.make_leaf(data))
+        return batch
+
+    while batch := await trio.to_thread.run_sync(next_leaves):
+        yield batch
+
+
+async def _stream_batches(chunks: AsyncIterable[bytes], builder: FileBuilder) -> Batches:
+    size = builder.params.chunk_size
+    pending = bytearray()
+    async for piece in chunks:
+        pending += piece
+        while len(pending) >= size:
+            data = bytes(pending[:size])
+            del pending[:size]
+            yield [await trio.to_thread.run_sync(builder.make_leaf, data)]
+    if pending:
+        yield [await trio.to_thread.run_sync(builder.make_leaf, bytes(pending))]
+
+
+async def import_file(
+    store: Blockstore,
+    source: str | os.PathLike[str] | BinaryIO,
+    params: ImportParams | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import a file (path or binary stream) as UnixFS; memory stays flat whatever its size."""
+    builder = FileBuilder(params or ImportParams())
+    if not isinstance(source, str | os.PathLike):
+        return await _import(store, builder, _file_batches(source, builder), progress)
+    with open(Path(source), "rb") as stream:
+        return await _import(store, builder, _file_batches(stream, builder), progress)
 
 
 async def import_chunks(
@@ -272,31 +299,7 @@ async def import_chunks(
 ) -> ImportResult:
     """Import a file that arrives as an async stream of byte strings of any sizes."""
     builder = FileBuilder(params or ImportParams())
-    size = builder.params.chunk_size
-    pending = bytearray()
-    send, receive = trio.open_memory_channel[list[tuple[Block, int]]](2)
-    result: list[CID] = []
-
-    async def consume() -> None:
-        result.append(await _store_leaves(store, builder, receive, progress))
-
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(consume)
-            async with send:
-                async for piece in chunks:
-                    pending += piece
-                    while len(pending) >= size:
-                        data = bytes(pending[:size])
-                        del pending[:size]
-                        leaf = await trio.to_thread.run_sync(builder.make_leaf, data)
-                        await send.send([leaf])
-                if pending:
-                    leaf = await trio.to_thread.run_sync(builder.make_leaf, bytes(pending))
-                    await send.send([leaf])
-    except BaseExceptionGroup as group:
-        raise first_error(group) from None
-    return ImportResult(result[0], builder.size, builder.blocks, builder.params)
+    return await _import(store, builder, _stream_batches(chunks, builder), progress)
 
 
 def _file_node(cid: CID, data: bytes) -> tuple[PBNode, UnixFSData]:
