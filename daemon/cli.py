@@ -263,9 +263,9 @@ def verify(ctx: click.Context, repair: bool) -> None:
     async def go() -> None:
         async with open_node(config) as node:
             report = await node.verify(repair=repair)
-        for bad in report.bad or []:
+        for bad in report.bad:
             click.echo(f"bad block: {bad}")
-        click.echo(f"checked {report.checked} blocks, {len(report.bad or [])} bad", err=True)
+        click.echo(f"checked {report.checked} blocks, {len(report.bad)} bad", err=True)
         if not report.ok:
             sys.exit(1)
 

@@ -48,7 +48,7 @@ class Index:
         conn.execute("PRAGMA journal_mode=WAL")
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.Lock()
-        self.db["assets"].create(
+        self.db.table("assets").create(
             {
                 "cid": str,
                 "name": str,
@@ -62,26 +62,26 @@ class Index:
             pk="cid",
             if_not_exists=True,
         )
-        self.db["records"].create(
+        self.db.table("records").create(
             {"cid": str, "type": str, "signer": str, "created": str, "subject": str},
             pk="cid",
             if_not_exists=True,
         )
-        self.db["records"].create_index(["type", "subject"], if_not_exists=True)
+        self.db.table("records").create_index(["type", "subject"], if_not_exists=True)
 
     def put_asset(self, row: AssetRow) -> None:
         data = row.to_json() | {"tags": json.dumps(row.tags)}
         with self._lock, self.db.conn:
-            self.db["assets"].upsert(data, pk="cid")
+            self.db.table("assets").upsert(data, pk="cid")
 
     def put_record(self, cid: str, type_: str, signer: str, created: str, subject: str) -> None:
         row = {"cid": cid, "type": type_, "signer": signer, "created": created, "subject": subject}
         with self._lock, self.db.conn:
-            self.db["records"].upsert(row, pk="cid")
+            self.db.table("records").upsert(row, pk="cid")
 
     def asset(self, cid: str) -> AssetRow | None:
         with self._lock:
-            rows = list(self.db["assets"].rows_where("cid = ?", [cid]))
+            rows = list(self.db.table("assets").rows_where("cid = ?", [cid]))
         return _asset(rows[0]) if rows else None
 
     def assets(self, tag: str | None = None, limit: int = 100, offset: int = 0) -> list[AssetRow]:
@@ -89,14 +89,14 @@ class Index:
         if tag:
             where, args = "exists (select 1 from json_each(assets.tags) where value = ?)", [tag]
         with self._lock:
-            rows = self.db["assets"].rows_where(
+            rows = self.db.table("assets").rows_where(
                 where, args, order_by="created desc, cid", limit=limit, offset=offset
             )
             return [_asset(r) for r in rows]
 
     def count_assets(self) -> int:
         with self._lock:
-            return self.db["assets"].count
+            return self.db.table("assets").count
 
     def close(self) -> None:
         self.db.conn.close()

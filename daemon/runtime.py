@@ -15,14 +15,19 @@ from hypercorn.trio import serve
 from .api import create_app
 from .config import Config
 from .home import read_token
-from .node import open_node
+from .node import Node, open_node
 
 __all__ = ["run_daemon", "serve_http"]
 
 
 async def serve_http(
-    node, token: str, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED
-) -> None:  # type: ignore[no-untyped-def]
+    node: Node,
+    token: str,
+    host: str,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
     """Serve the app; report the bound URLs (``http://127.0.0.1:PORT``) once listening."""
     hconfig = HypercornConfig()
     hconfig.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from multiformats import CID
 
@@ -28,7 +28,7 @@ class Pin:
 @dataclass(slots=True)
 class VerifyReport:
     checked: int = 0
-    bad: list[str] | None = None
+    bad: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

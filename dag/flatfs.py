@@ -17,10 +17,10 @@ import base64
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import sqlite_utils
 import trio
@@ -33,6 +33,7 @@ from .errors import BlockCorrupt, BlockNotFound, StoreError
 __all__ = ["FlatFsBlockstore"]
 
 SyncMode = Literal["always", "batch", "never"]
+T = TypeVar("T")
 _SUFFIX = ".data"
 
 
@@ -67,7 +68,7 @@ class FlatFsBlockstore(Blockstore):
         conn = sqlite3.connect(self.root / "pins.db", check_same_thread=False, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
         self._db = sqlite_utils.Database(conn)
-        self._db["pins"].create(
+        self._db.table("pins").create(
             {"cid": str, "recursive": int, "created": str}, pk="cid", if_not_exists=True
         )
         self.removed_temp_files = self._remove_stale_temp_files()
@@ -164,7 +165,7 @@ class FlatFsBlockstore(Blockstore):
                     yield name[: -len(_SUFFIX)], entry
 
     def _verify_sync(self, repair: bool) -> VerifyReport:
-        report = VerifyReport(bad=[])
+        report = VerifyReport()
         for key, path in self._iter_keys():
             report.checked += 1
             try:
@@ -213,7 +214,9 @@ class FlatFsBlockstore(Blockstore):
             "recursive": int(recursive),
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        await trio.to_thread.run_sync(self._with_db, lambda: self._db["pins"].upsert(row, pk="cid"))
+        await trio.to_thread.run_sync(
+            self._with_db, lambda: self._db.table("pins").upsert(row, pk="cid")
+        )
 
     async def unpin(self, cid: CID) -> None:
         key = cid_to_str(cid)
@@ -223,11 +226,11 @@ class FlatFsBlockstore(Blockstore):
 
     async def pins(self) -> list[Pin]:
         rows = await trio.to_thread.run_sync(
-            self._with_db, lambda: list(self._db["pins"].rows_where(order_by="created, cid"))
+            self._with_db, lambda: list(self._db.table("pins").rows_where(order_by="created, cid"))
         )
         return [Pin(parse_cid(r["cid"]), bool(r["recursive"])) for r in rows]
 
-    def _with_db(self, fn):  # type: ignore[no-untyped-def]
+    def _with_db(self, fn: Callable[[], T]) -> T:
         with self._lock, self._db.conn:
             return fn()
 

@@ -125,7 +125,7 @@ class KuboBlockstore(Blockstore):
 
     async def verify(self, *, repair: bool = False) -> VerifyReport:
         """Fetch and re-hash every block the node lists (so the node's answers are checked)."""
-        report = VerifyReport(bad=[])
+        report = VerifyReport()
         async for cid in self.cids():
             report.checked += 1
             try:

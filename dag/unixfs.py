@@ -255,7 +255,7 @@ async def _file_batches(stream: BinaryIO, builder: FileBuilder) -> Batches:
     per_batch = _batch_size(chunk_size)
 
     def next_leaves() -> list[tuple[Block, int]]:
-        batch = []
+        batch: list[tuple[Block, int]] = []
         while len(batch) < per_batch and (data := _read_full(stream, chunk_size)):
             batch.append(builder.make_leaf(data))
         return batch

@@ -20,8 +20,13 @@ from tests.cli_helpers import ARTDAG, Home
 
 
 @pytest.fixture
-async def api(tmp_path):
-    config = load_config(tmp_path / "home", environ={})
+def settings():
+    return {}
+
+
+@pytest.fixture
+async def api(tmp_path, settings):
+    config = load_config(tmp_path / "home", environ={}, **settings)
     async with open_node(config) as node, trio.open_nursery() as nursery:
         urls = await nursery.start(serve_http, node, read_token(config), "127.0.0.1", 0)
         token = read_token(config)
@@ -101,6 +106,23 @@ async def test_api_errors_are_clear(api):
     no_name = await client.post("/api/v1/assets", content=b"x")
     assert no_name.status_code == 400 and "name" in no_name.json()["error"]
     assert (await client.get("/api/v1/assets?limit=x")).status_code == 400
+
+
+@pytest.mark.parametrize("settings", [{"max_upload_bytes": 1000}])
+async def test_upload_over_the_limit_is_refused(api):
+    client, _ = api
+    small = await client.post("/api/v1/assets?name=small", content=b"x" * 1000)
+    assert small.status_code == 201
+
+    async def body():
+        for _ in range(5):
+            yield b"y" * 1000
+
+    big = await client.post("/api/v1/assets?name=big", content=body())
+    assert big.status_code == 413
+    assert "1000" in big.json()["error"]
+    names = [a["name"] for a in (await client.get("/api/v1/assets")).json()["assets"]]
+    assert names == ["small"]
 
 
 def test_daemon_process_starts_on_loopback_and_stops_on_sigterm(tmp_path):

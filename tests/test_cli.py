@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import shutil
 import stat
+import subprocess
 
 import dag_cbor
 import pytest
 from multiformats import CID, multihash
 
-from tests.cli_helpers import Home
+from tests.cli_helpers import ARTDAG, Home
 
 
 @pytest.fixture
@@ -207,3 +210,56 @@ def test_verify_reports_a_corrupted_block(home, tmp_path):
     assert "bad block" in proc.stdout.decode()
     assert home.run("verify", "--repair", check=False).returncode == 1
     assert home.run("verify").returncode == 0
+
+
+def test_unreadable_file_gives_one_line_error(home, tmp_path):
+    """Root reads any file whatever its mode, so as root the command runs without the
+    capabilities that bypass file permissions (setpriv, from util-linux)."""
+    secret = tmp_path / "secret.mp4"
+    secret.write_bytes(b"x" * 100)
+    secret.chmod(0o000)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        assert setpriv, "util-linux's setpriv is part of every Debian system"
+        prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--"]
+    proc = subprocess.run(
+        [*prefix, ARTDAG, "add", str(secret)], env=home.env(), capture_output=True, timeout=60
+    )
+    err = one_line_error(proc)
+    assert "secret.mp4" in err and "Permission denied" in err
+
+
+def test_add_shows_a_progress_bar_on_a_terminal(home, tmp_path):
+    (tmp_path / "f").write_bytes(os.urandom(8 * 1024 * 1024))
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [ARTDAG, "add", str(tmp_path / "f")],
+            env=home.env(COLUMNS="100", TERM="xterm"),
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=60,
+        )
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:
+            try:
+                piece = os.read(leader, 65536)
+            except OSError:
+                break
+            if not piece:
+                break
+            shown += piece
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    assert proc.returncode == 0
+    text = shown.decode(errors="replace")
+    assert "adding f" in text and "MB" in text, text[-500:]
+    assert proc.stdout.decode().strip().splitlines()[-1].startswith("bafy")
+    # not a terminal: no bar, nothing but the summary on stderr
+    quiet = home.run("add", str(tmp_path / "f"))
+    assert "adding" not in quiet.stderr.decode()
