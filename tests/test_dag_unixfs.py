@@ -21,6 +21,7 @@ from multiformats import CID
 
 import dag
 from dag import Block, BlockNotFound, Blockstore, FileBuilder, ImportParams, Pin, VerifyReport
+from tests.wire import read_uvarint, uvarint
 
 # ------------------------------------------------------------------ independent reference encoder
 
@@ -28,24 +29,12 @@ DAG_PB, RAW = 0x70, 0x55
 HASHES = {"sha2-256": (0x12, hashlib.sha256), "sha3-256": (0x16, hashlib.sha3_256)}
 
 
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _pb_bytes(field: int, value: bytes) -> bytes:
-    return _uvarint(field << 3 | 2) + _uvarint(len(value)) + value
+    return uvarint(field << 3 | 2) + uvarint(len(value)) + value
 
 
 def _pb_varint(field: int, value: int) -> bytes:
-    return _uvarint(field << 3) + _uvarint(value)
+    return uvarint(field << 3) + uvarint(value)
 
 
 def _unixfs_file(data: bytes | None, filesize: int, blocksizes: list[int]) -> bytes:
@@ -85,7 +74,7 @@ class Reference:
         # boxo NewRawNodeWPrefix: a raw leaf is always CIDv1 (raw has no CIDv0 form)
         if self.version == 0 and codec != RAW:
             return mh
-        return _uvarint(1) + _uvarint(codec) + mh
+        return uvarint(1) + uvarint(codec) + mh
 
     def _store(self, codec: int, data: bytes) -> bytes:
         cid = self._cid(codec, data)
@@ -167,25 +156,14 @@ def tree_depth(blocks: dict[bytes, bytes], root: bytes) -> int:
     return 1 + max(tree_depth(blocks, link) for link in links)
 
 
-def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-
-
 def _pb_fields(buf: bytes):
     pos = 0
     while pos < len(buf):
-        key, pos = _read_uvarint(buf, pos)
+        key, pos = read_uvarint(buf, pos)
         if key & 7 == 0:
-            value, pos = _read_uvarint(buf, pos)
+            value, pos = read_uvarint(buf, pos)
         else:
-            length, pos = _read_uvarint(buf, pos)
+            length, pos = read_uvarint(buf, pos)
             value, pos = buf[pos : pos + length], pos + length
         yield key >> 3, value
 
