@@ -7,6 +7,7 @@ Every ``/api/v1`` route needs ``Authorization: Bearer <token>``, the token kept 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from quart import Response, jsonify, request
@@ -27,6 +28,16 @@ def _error(status: int, message: str) -> Response:
     return response
 
 
+# Most specific first: Quart picks the handler registered for the nearest class in the MRO.
+_STATUS_FOR_ERROR: dict[type[Exception], int] = {
+    dag.CidError: 400,
+    dag.BlockNotFound: 404,
+    dag.CodecError: 422,
+    ProvenanceError: 422,
+    dag.StoreError: 503,
+}
+
+
 def create_app(node: Node, token: str) -> QuartTrio:
     app = QuartTrio("artdag")
     app.config["MAX_CONTENT_LENGTH"] = node.config.max_upload_bytes
@@ -44,25 +55,14 @@ def create_app(node: Node, token: str) -> QuartTrio:
             return response
         return None
 
-    @app.errorhandler(dag.CidError)
-    async def bad_cid(exc: Exception) -> Response:
-        return _error(400, str(exc))
+    def reply_with(status: int) -> Callable[[Exception], Awaitable[Response]]:
+        async def handler(exc: Exception) -> Response:
+            return _error(status, str(exc))
 
-    @app.errorhandler(dag.BlockNotFound)
-    async def not_found(exc: Exception) -> Response:
-        return _error(404, str(exc))
+        return handler
 
-    @app.errorhandler(dag.CodecError)
-    async def bad_codec(exc: Exception) -> Response:
-        return _error(422, str(exc))
-
-    @app.errorhandler(dag.StoreError)
-    async def store_failed(exc: Exception) -> Response:
-        return _error(503, str(exc))
-
-    @app.errorhandler(ProvenanceError)
-    async def bad_record(exc: Exception) -> Response:
-        return _error(422, str(exc))
+    for error_type, status in _STATUS_FOR_ERROR.items():
+        app.register_error_handler(error_type, reply_with(status))
 
     @app.errorhandler(413)
     async def too_large(exc: Exception) -> Response:

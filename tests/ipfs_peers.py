@@ -342,18 +342,7 @@ class JsIpfs(_PeerProcess):
 
         Uses ``block/put?format=dag-cbor`` (js-ipfs ignores ``cid-codec`` there), which stores
         the bytes verbatim -- ``dag/put`` would decode and re-encode them."""
-        r = self.rpc(
-            "block/put",
-            {
-                "format": "dag-cbor",
-                "mhtype": "sha2-256",
-                "cid-version": "1",
-                "cid-base": "base32",
-                "pin": self._bool(pin),
-            },
-            files={"data": ("data", data, "application/octet-stream")},
-        )
-        return _canonical_cid(r.json()["Key"])
+        return self.block_put(data, format="dag-cbor", pin=pin)
 
     def block_put(self, data: bytes, *, format: str = "raw", pin: bool = False) -> str:
         r = self.rpc(
