@@ -294,6 +294,7 @@ def daemon(ctx: click.Context, host: str | None, port: int | None) -> None:
     @_run
     async def go() -> None:
         await run_daemon(config, ready)
+        click.echo("artdag daemon stopped", err=True)
 
     go()
 
