@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import trio
@@ -28,9 +28,24 @@ from .progress import byte_progress
 __all__ = ["main"]
 
 
-def fail(message: str, code: int = 1) -> None:
-    click.echo(f"artdag: error: {message}", err=True)
+def fail(message: str, code: int = 1) -> NoReturn:
+    one_line = " ".join(message.split())
+    click.echo(f"artdag: error: {one_line}", err=True)
     sys.exit(code)
+
+
+def _report(exc: BaseException) -> NoReturn:
+    """Print a known error as one line and exit; let anything unexpected raise (a bug)."""
+    if isinstance(exc, dag.DagError | ProvenanceError | ConfigError | ValueError):
+        fail(str(exc))
+    if isinstance(exc, PermissionError):
+        fail(str(exc))
+    if isinstance(exc, OSError):
+        name = f"{exc.filename}: " if exc.filename else ""
+        fail(f"{name}{exc.strerror or exc}")
+    if isinstance(exc, KeyboardInterrupt):
+        fail("interrupted", 130)
+    raise exc
 
 
 def _run(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
@@ -40,15 +55,10 @@ def _run(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return trio.run(functools.partial(fn, *args, **kwargs))
-        except (dag.DagError, ProvenanceError, ConfigError, ValueError) as exc:
-            fail(str(exc))
-        except PermissionError as exc:
-            fail(str(exc))
-        except OSError as exc:
-            name = f"{exc.filename}: " if exc.filename else ""
-            fail(f"{name}{exc.strerror or exc}")
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
+        except BaseExceptionGroup as group:
+            _report(dag.first_error(group))
+        except (Exception, KeyboardInterrupt) as exc:
+            _report(exc)
 
     return wrapper
 

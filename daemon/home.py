@@ -52,8 +52,9 @@ def init_home(config: Config) -> InitReport:
     created = not home.exists()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not config.config_path.exists():
+        # The defaults, not the effective config: a variable set for one run must not stick.
         text = "# artdag configuration; ARTDAG_* environment variables override these.\n"
-        text += tomli_w.dumps(config.to_toml())
+        text += tomli_w.dumps(Config(home=config.home).to_toml())
         tmp = config.config_path.with_suffix(".tmp")
         tmp.write_text(text)
         os.replace(tmp, config.config_path)

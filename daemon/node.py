@@ -48,9 +48,19 @@ def _open_store(config: Config) -> Blockstore:
     return dag.FlatFsBlockstore(config.store_path, sync=config.sync)  # type: ignore[arg-type]
 
 
-def _clean_name(name: str) -> str:
-    name = name.strip().replace("/", "_").replace("\x00", "")
-    return name[:255] or "untitled"
+def _check_asset_fields(
+    name: str, tags: list[str], mime: str | None
+) -> tuple[str, list[str], str | None]:
+    """Normalise and validate what the asset record will say *before* any bytes are imported,
+    so that a bad tag fails at once rather than after a long import."""
+    name = name.strip().replace("/", "_").replace("\x00", "")[:255] or "untitled"
+    mime = (mime or "").split(";")[0].strip().lower() or mimetypes.guess_type(name)[0]
+    tags = sorted(set(tags))
+    make_asset_record(root=_PLACEHOLDER_ROOT, name=name, size=0, mime=mime, tags=tags or None)
+    return name, tags, mime
+
+
+_PLACEHOLDER_ROOT = parse_cid("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
 
 
 class Node:
@@ -78,7 +88,9 @@ class Node:
         if raw_leaves is None:
             raw_leaves = c.raw_leaves if version == 1 else False
         return ImportParams(
-            chunk_size=chunk_size or c.chunk_size, cid_version=version, raw_leaves=raw_leaves
+            chunk_size=c.chunk_size if chunk_size is None else chunk_size,
+            cid_version=version,
+            raw_leaves=raw_leaves,
         )
 
     # -- assets ----------------------------------------------------------------------------
@@ -95,9 +107,10 @@ class Node:
         """Import a file as UnixFS and record a signed ``asset`` record for it."""
         if name is None and isinstance(source, str | os.PathLike):
             name = Path(source).name
+        name, tags, mime = _check_asset_fields(name or "untitled", tags or [], mime)
         params = params or self.import_params()
         result = await dag.import_file(self.store, source, params, progress)
-        return await self._record_asset(result, name or "untitled", tags or [], mime)
+        return await self._record_asset(result, name, tags, mime)
 
     async def add_stream(
         self,
@@ -108,18 +121,16 @@ class Node:
         mime: str | None = None,
         params: ImportParams | None = None,
     ) -> AddedAsset:
+        name, tags, mime = _check_asset_fields(name, tags or [], mime)
         params = params or self.import_params()
         result = await dag.import_chunks(self.store, chunks, params)
-        return await self._record_asset(result, name, tags or [], mime)
+        return await self._record_asset(result, name, tags, mime)
 
     async def _record_asset(
         self, result: dag.ImportResult, name: str, tags: list[str], mime: str | None
     ) -> AddedAsset:
-        name = _clean_name(name)
-        mime = mime or mimetypes.guess_type(name)[0]
-        tags = sorted(set(tags))
         root = cid_to_str(result.cid)
-        existing = self.index.asset(root)
+        existing = await trio.to_thread.run_sync(self.index.asset, root)
         if existing and existing.name == name and existing.tags == tags:
             await self.store.pin(result.cid)
             return AddedAsset(existing, result.blocks, existed=True)
@@ -154,7 +165,9 @@ class Node:
         self.index.put_record(row.record, "asset", row.signer, row.created, row.cid)
         self.index.put_asset(row)
 
-    async def assets(self, tag: str | None = None, limit: int = 100, offset: int = 0):
+    async def assets(
+        self, tag: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[AssetRow]:
         return await trio.to_thread.run_sync(lambda: self.index.assets(tag, limit, offset))
 
     async def asset(self, cid: str | CID) -> AssetRow | None:

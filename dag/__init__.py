@@ -5,6 +5,7 @@ The lowest layer of artdag; it imports nothing from the others.
 
 from multiformats import CID
 
+from ._groups import first_error
 from .blockstore import Blockstore, Pin, VerifyReport
 from .car import CarImportResult, CarReader, file_chunks, import_car, iter_car
 from .cids import Block, cid_to_str, parse_cid
@@ -60,6 +61,7 @@ __all__ = [
     "encode_dagcbor",
     "file_chunks",
     "file_size",
+    "first_error",
     "import_car",
     "import_chunks",
     "import_file",

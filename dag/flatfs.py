@@ -14,6 +14,7 @@ when flush is called (importers call it before any record refers to the blocks);
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import sqlite3
 import threading
@@ -44,6 +45,14 @@ def _key(cid: CID) -> str:
 def _cid_from_key(key: str) -> CID:
     raw = base64.b32decode(key + "=" * (-len(key) % 8))
     return CID("base32", 1, "raw", raw)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -114,6 +123,8 @@ class FlatFsBlockstore(Blockstore):
             finally:
                 os.close(fd)
             os.replace(tmp, path)
+            if self.sync == "always":
+                _fsync_path(directory)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write block {cid_to_str(block.cid)}: {exc.strerror}") from exc
@@ -128,23 +139,11 @@ class FlatFsBlockstore(Blockstore):
     def _flush_sync(self) -> None:
         with self._lock:
             paths, self._unsynced = self._unsynced, []
-        dirs: set[Path] = set()
         for path in paths:
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            dirs.add(path.parent)
-        for directory in dirs:
-            fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                _fsync_path(path)
+        for directory in {path.parent for path in paths}:
+            _fsync_path(directory)
 
     def _get_sync(self, cid: CID) -> bytes:
         try:

@@ -255,3 +255,33 @@ def test_add_shows_a_progress_bar_on_a_terminal(home, tmp_path):
     # not a terminal: no bar, nothing but the summary on stderr
     quiet = home.run("add", str(tmp_path / "f"))
     assert "adding" not in quiet.stderr.decode()
+
+
+def test_environment_overrides_are_not_written_into_the_config(home, tmp_path):
+    (tmp_path / "f").write_bytes(b"data")
+    proc = home.run(
+        "add",
+        str(tmp_path / "f"),
+        check=False,
+        ARTDAG_STORE="kubo",
+        ARTDAG_KUBO_URL="http://127.0.0.1:9",
+    )
+    err = one_line_error(proc)
+    assert "cannot reach the IPFS node at http://127.0.0.1:9" in err
+    assert 'backend = "embedded"' in (home.path / "config.toml").read_text()
+    assert home.last_line("add", str(tmp_path / "f")).startswith("bafk")
+    (home.path / "config.toml").write_text("[import]\ncid_version = 0\n")
+    assert home.last_line("add", str(tmp_path / "f")).startswith("Qm")
+
+
+def test_bad_options_fail_before_anything_is_stored(home, tmp_path):
+    (tmp_path / "f").write_bytes(os.urandom(3 * 1024 * 1024))
+    err = one_line_error(home.run("add", str(tmp_path / "f"), "--tag", "t" * 65, check=False))
+    assert "tags[0]" in err
+    err = one_line_error(home.run("add", str(tmp_path / "f"), "--chunk-size", "0", check=False))
+    assert "chunk size" in err
+    err = one_line_error(
+        home.run("add", str(tmp_path / "f"), "--chunk-size", str(2 << 20), check=False)
+    )
+    assert "chunk size" in err
+    assert _blocks_in(home.path) == 0
