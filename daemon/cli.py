@@ -9,7 +9,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -250,11 +250,19 @@ def import_car(ctx: click.Context, file: str) -> None:
     """Import a CARv1 file, verifying every block; print its roots."""
     config = _config(ctx)
     _open_readable(file).close()
+    size = Path(file).stat().st_size
 
     @_run
     async def go() -> None:
         async with open_node(config) as node:
-            result = await node.import_car(dag.file_chunks(file))
+            with byte_progress(f"importing {Path(file).name}", size) as advance:
+
+                async def counted() -> AsyncIterator[bytes]:
+                    async for chunk in dag.file_chunks(file):
+                        advance(len(chunk))
+                        yield chunk
+
+                result = await node.import_car(counted())
         click.echo(f"imported {result.blocks} blocks ({result.new_blocks} new)", err=True)
         for root in result.roots:
             click.echo(cid_to_str(root))
