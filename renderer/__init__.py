@@ -1,0 +1,2 @@
+"""Rendering: effects and recipes as records, a planner with step cache ids, and a
+sandboxed ffmpeg executor."""
