@@ -36,3 +36,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   (cd "$ROOT" && "$VENV/bin/python" -m pip install --disable-pip-version-check -q -e "$target" >&2)
   echo "$want" > "$stamp"
 fi
+
+# libp2p depends on trio-typing, whose "trio-stubs" (2023) shadow trio's own inline type hints
+# for mypy (no TaskStatus, wrong signatures). Nothing imports trio-stubs at run time (libp2p uses
+# the trio_typing module, which stays), so remove the stubs and let mypy read trio itself.
+site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+rm -rf "$site/trio-stubs"
