@@ -11,7 +11,9 @@ know rather than guess.
 from __future__ import annotations
 
 from .fields import (
+    AnyValue,
     Boolean,
+    Bytes,
     DidKey,
     Field,
     Integer,
@@ -66,7 +68,102 @@ _PROVENANCE: dict[str, Field] = {
     "created": Timestamp(),
 }
 
+# -- rendering (renderer/): effects, recipes and step receipts -------------------------------
+_NAME = Text(1, 64, pattern=r"[a-z][a-z0-9-]*")
+_PARAM_SPEC = Struct(
+    {
+        "type": OneOf("int", "float", "bool", "string", "cid"),
+        "doc": Text(1, 500),
+        "default": AnyValue(optional=True),
+        "min": AnyValue(optional=True),
+        "max": AnyValue(optional=True),
+        "choices": ListOf(Text(1, 64), min_items=1, max_items=64, optional=True),
+    }
+)
+_EFFECT: dict[str, Field] = {
+    "version": OneOf(1),
+    "name": _NAME,
+    "release": Integer(1),  # the effect's own version; bump when its output changes
+    "description": Text(1, 1000),
+    "inputs": ListOf(
+        Struct({"name": _NAME, "kind": OneOf("media", "beats")}), min_items=0, max_items=16
+    ),
+    "variadic": Boolean(optional=True),  # the last input may repeat (sequence)
+    "output": OneOf("media", "beats"),
+    "params": MapOf(_PARAM_SPEC, key=Text(1, 64), max_entries=64),
+    "author": DidKey(),
+}
+_RECIPE_NODE = Struct(
+    {
+        "effect": Link(["dag-cbor"]),
+        "inputs": ListOf(Text(1, 64), max_items=256),  # recipe inputs or other node ids
+        "params": MapOf(max_entries=64, optional=True),
+    }
+)
+_RECIPE: dict[str, Field] = {
+    "version": OneOf(1),
+    "name": Text(1, 128),
+    "description": Text(0, 2000, optional=True),
+    "inputs": ListOf(Text(1, 64), max_items=64),  # names bound at render time
+    "nodes": MapOf(_RECIPE_NODE, key=Text(1, 64), max_entries=256),
+    "output": Text(1, 64),  # the node whose result the recipe delivers
+    "author": DidKey(optional=True),
+}
+_RECEIPT: dict[str, Field] = {
+    "version": OneOf(1),
+    "cache_id": Link(["dag-cbor"]),  # hash of (effect, canonical config, input ids)
+    "operation": _NAME,
+    "effect": Link(["dag-cbor"]),
+    "params": MapOf(max_entries=64),
+    "inputs": ListOf(Link(), max_items=256),  # content CIDs the step read
+    "output": Link(),
+    "content_key": Text(1, 128),  # hash of the decoded streams (or the record CID)
+    "milliseconds": Integer(0),
+    "frames": Integer(0),
+    "fused": ListOf(Link(["dag-cbor"]), optional=True),  # cache ids run in the same process
+    "renderer": DidKey(),
+    "created": Timestamp(),
+}
+
+# -- network (p2p/): creator repo commits and the gossip envelopes ---------------------------
+# A commit appends one record to its signer's repo (an append-only chain, seq 0, 1, 2, ...);
+# ``repo`` must equal ``signer`` and ``prev`` is absent exactly at seq 0 (p2p.repo checks both).
+_COMMIT: dict[str, Field] = {
+    "version": OneOf(1),
+    "repo": DidKey(),
+    "seq": Integer(0),
+    "prev": Link(["dag-cbor"], optional=True),
+    "record": Link(),
+    "created": Timestamp(),
+}
+# Gossip envelopes carry the topic they were published on, their creation time and a random
+# nonce, so a signed message cannot be moved to another topic and two equal payloads differ.
+_ENVELOPE: dict[str, Field] = {
+    "topic": Text(1, 128, pattern=r"/artdag/[0-9]+/[a-z][a-z0-9-]*"),
+    "created": Timestamp(),
+    "nonce": Bytes(16),
+}
+_HEAD: dict[str, Field] = {
+    "version": OneOf(1),
+    **_ENVELOPE,
+    "repo": DidKey(),
+    "seq": Integer(0),
+    "head": Link(["dag-cbor"]),  # the repo's newest commit
+}
+_CLAIM_ANNOUNCE: dict[str, Field] = {  # a pointer to a claim record; `claim` arrives later
+    "version": OneOf(1),
+    **_ENVELOPE,
+    "claim": Link(["dag-cbor"]),
+    "subject": Link(optional=True),  # the claimed asset, if the announcer names it
+}
+
 RECORD_TYPES: dict[str, dict[str, Field]] = {
     "asset": _ASSET,
     "provenance": _PROVENANCE,
+    "commit": _COMMIT,
+    "head": _HEAD,
+    "claim-announce": _CLAIM_ANNOUNCE,
+    "effect": _EFFECT,
+    "recipe": _RECIPE,
+    "receipt": _RECEIPT,
 }

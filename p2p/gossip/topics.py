@@ -1,0 +1,86 @@
+"""The gossip topics artdag speaks, and builders for the signed envelopes they carry.
+
+A topic is one :class:`TopicSpec` in :data:`DEFAULT_TOPICS`; adding one (render jobs, leases,
+receipts) means adding its record type to ``provenance/record_types.py`` (with the ``topic``,
+``created`` and ``nonce`` envelope fields), a spec here, and a builder if callers need one.
+Example, when the ``job`` record type exists::
+
+    JOBS = TopicSpec("/artdag/1/jobs", max_bytes=16 * 1024, accepted_types=frozenset({"job"}),
+                     max_age_s=600)
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from multiformats import CID
+
+from provenance import Identity, sign_record, utc_timestamp, validate_record
+
+from .validation import TopicSpec
+
+__all__ = [
+    "CLAIMS",
+    "DEFAULT_TOPICS",
+    "HEADS",
+    "envelope",
+    "make_claim_announce",
+    "make_head_message",
+]
+
+
+def _head_signed_by_repo_owner(record: dict[str, Any]) -> str | None:
+    if record.get("repo") != record.get("signer"):
+        return f"head of repo {record.get('repo')} signed by {record.get('signer')}"
+    return None
+
+
+HEADS = TopicSpec(
+    "/artdag/1/heads",
+    max_bytes=2048,
+    accepted_types=frozenset({"head"}),
+    max_age_s=300,
+    extra_check=_head_signed_by_repo_owner,
+)
+"""A creator's repo has a new head: ``{repo, seq, head}`` signed by the repo's owner."""
+
+CLAIMS = TopicSpec(
+    "/artdag/1/claims",
+    max_bytes=4096,
+    accepted_types=frozenset({"claim-announce"}),
+    max_age_s=600,
+)
+"""An ownership claim was made: ``{claim, subject?}``; the ``claim`` record type comes later."""
+
+DEFAULT_TOPICS: tuple[TopicSpec, ...] = (HEADS, CLAIMS)
+
+
+def envelope(type_name: str, topic: TopicSpec | str, **payload: Any) -> dict[str, Any]:
+    """An unsigned envelope of ``type_name`` for ``topic``: payload + topic, created, nonce."""
+    name = topic.name if isinstance(topic, TopicSpec) else topic
+    record = {
+        "type": type_name,
+        "version": 1,
+        "topic": name,
+        "created": utc_timestamp(),
+        "nonce": secrets.token_bytes(16),
+        **payload,
+    }
+    validate_record(record)
+    return record
+
+
+def make_head_message(identity: Identity, seq: int, head: CID) -> dict[str, Any]:
+    """A signed ``head`` message: ``identity``'s repo now ends at commit ``head`` (``seq``)."""
+    return sign_record(envelope("head", HEADS, repo=identity.did, seq=seq, head=head), identity)
+
+
+def make_claim_announce(
+    identity: Identity, claim: CID, subject: CID | None = None
+) -> dict[str, Any]:
+    """A signed ``claim-announce`` message pointing at the claim record ``claim``."""
+    payload: dict[str, Any] = {"claim": claim}
+    if subject is not None:
+        payload["subject"] = subject
+    return sign_record(envelope("claim-announce", CLAIMS, **payload), identity)
