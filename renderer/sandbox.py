@@ -1,0 +1,485 @@
+"""The sandbox every ffmpeg process of the renderer runs in, and ``run_ffmpeg`` on top of it.
+
+Threat model: a render job (graph, options, media) is written by a stranger; ffmpeg is a large
+C program with a long history of parser bugs. The guardrails, each answering an item of FACTS
+"ffmpeg and rendering":
+
+- **No network.** The process starts in a fresh network namespace (``unshare -n``; as non-root
+  ``unshare -rn``), which holds only a downed loopback: ``zmq``, ``tcp://``, ``http://`` and
+  DNS all fail even if a guard above were bypassed. Detected once per process; when no
+  namespace can be made and ``Limits.require_isolation`` is set, ``SandboxUnavailable``.
+- **No other file.** Inputs are opened here, read-only, and handed to ffmpeg as inherited file
+  descriptors (``-fd N -i fd:``) with ``-protocol_whitelist fd``: ffmpeg has no protocol left
+  with which to open a path, so a ".mp4" that is an HLS playlist (which reads other local files
+  even under ``-protocol_whitelist file``) cannot reach them. Each input's demuxer is also
+  forced (``-f``) to the one probing found and ``-format_whitelist``-ed to it. The working
+  directory is a fresh empty temporary directory, the environment is minimal.
+- **Bounded resources.** ``prlimit`` sets ``RLIMIT_AS`` (memory), ``RLIMIT_CPU``,
+  ``RLIMIT_NOFILE``, ``RLIMIT_FSIZE`` and no core dumps on the exec'd ffmpeg; ffmpeg itself gets
+  ``-max_alloc`` and ``-xerror`` (the 8192x8192 bomb then fails at its first frame), and the
+  output ``-t``/``-fs`` caps (an endless ``loop``/``apad`` stops). A wall-clock timeout kills
+  the whole process group (``RenderTimeout``); so does cancelling the caller's trio scope.
+  ``prlimit`` (util-linux, like ``unshare``) rather than a ``preexec_fn``: it runs no Python in
+  the forked child (unsafe with threads) and the limits are visible in the argv we record.
+- **Reproducible.** One ffmpeg build, ``-threads``/``-filter_complex_threads`` pinned,
+  ``-cpuflags`` pinned, exact swscale flags at the head of the graph (``-sws_flags`` is ignored
+  with ``-filter_complex``), bitexact muxing and no metadata/chapters copied.
+- **Nothing half-written.** The output goes to a temporary name beside ``output`` and is
+  renamed into place only when ffmpeg succeeded; on any failure or cancellation it is removed.
+
+Graph and output options are checked against ``renderer.allowlist`` and inputs re-checked
+against ``renderer.limits`` before the process starts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+
+from renderer.allowlist import (
+    check_filter_graph,
+    check_output_args,
+    muxer_for_suffix,
+    output_duration_arg,
+)
+from renderer.errors import (
+    GraphRefused,
+    InputRefused,
+    RenderFailed,
+    RenderTimeout,
+    SandboxUnavailable,
+)
+from renderer.ffmpeg_build import ffmpeg_exe
+from renderer.limits import Limits, check_media
+
+if TYPE_CHECKING:
+    from renderer.probe import MediaInfo
+
+__all__ = [
+    "SWS_FLAGS",
+    "FfmpegInput",
+    "RunReport",
+    "SandboxResult",
+    "bitexact_output_args",
+    "decode_audio_pcm",
+    "failure",
+    "global_args",
+    "input_args",
+    "isolation_prefix",
+    "open_inputs",
+    "run_ffmpeg",
+    "run_sandboxed",
+]
+
+SWS_FLAGS = "bicubic+accurate_rnd+bitexact"
+_STDERR_HEAD = 256 * 1024
+_STDERR_TAIL = 4096
+_FSIZE_MARGIN = 64 * 1024 * 1024
+_ENV = {"LC_ALL": "C", "AV_LOG_FORCE_NOCOLOR": "1", "PATH": "/usr/bin:/bin"}
+
+
+@dataclass(frozen=True)
+class FfmpegInput:
+    """A probed media input: ffmpeg reads it with its format forced to ``info.demuxer``."""
+
+    path: Path
+    info: MediaInfo
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a finished ffmpeg run did."""
+
+    seconds: float
+    frames: int
+    argv: tuple[str, ...]
+    isolated: bool
+    stderr_tail: str
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """Raw result of one sandboxed process (``run_sandboxed``)."""
+
+    returncode: int
+    stdout: bytes
+    stderr_head: str
+    stderr_tail: str
+    seconds: float
+    argv: tuple[str, ...]
+    isolated: bool
+
+
+# ---- isolation -------------------------------------------------------------------------
+
+_isolation: tuple[tuple[str, ...], str] | None = None
+
+
+async def _try(argv: list[str]) -> str | None:
+    """Run a probe command; None when it succeeded, else why it failed."""
+    try:
+        done = await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
+    except OSError as exc:
+        return str(exc)
+    if done.returncode == 0:
+        return None
+    return _last_line(done.stderr.decode("utf-8", "replace")) or f"exit {done.returncode}"
+
+
+async def isolation_prefix() -> tuple[tuple[str, ...], str]:
+    """The argv prefix that puts a command in a new network namespace, and why if empty.
+
+    Tried once per process: ``unshare -n`` (root), then ``unshare -rn`` (user namespace).
+    """
+    global _isolation
+    if _isolation is not None:
+        return _isolation
+    unshare = shutil.which("unshare")
+    true = shutil.which("true") or "/bin/true"
+    if unshare is None:
+        _isolation = ((), "the unshare command (util-linux) is not installed")
+        return _isolation
+    reasons = []
+    for flags in ("-n", "-rn"):
+        why = await _try([unshare, flags, true])
+        if why is None:
+            _isolation = ((unshare, flags), "")
+            return _isolation
+        reasons.append(f"unshare {flags}: {why}")
+    _isolation = ((), "cannot create a network namespace (" + "; ".join(reasons) + ")")
+    return _isolation
+
+
+def _rlimit_prefix(limits: Limits, fsize: int) -> list[str]:
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        raise SandboxUnavailable("the prlimit command (util-linux) is not installed")
+    return [
+        prlimit,
+        f"--as={limits.memory_bytes}",
+        f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 5}",
+        f"--nofile={limits.nofile}",
+        f"--fsize={fsize}",
+        "--core=0",
+        "--",
+    ]
+
+
+# ---- running one process ---------------------------------------------------------------
+
+
+def _kill_group(process: trio.Process) -> None:
+    if process.returncode is not None:
+        return
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+async def run_sandboxed(
+    argv: Sequence[str],
+    limits: Limits,
+    *,
+    pass_fds: Sequence[int] = (),
+    on_stdout_line: Callable[[bytes], None] | None = None,
+    max_stdout: int = 1024 * 1024,
+    keep_stdout: bool = True,
+    fsize: int | None = None,
+    timeout_s: float | None = None,
+    cwd: Path | None = None,
+) -> SandboxResult:
+    """Run ``argv`` inside the sandbox (network namespace, rlimits, own process group,
+    minimal environment, empty private working directory) and collect its output
+    (stdout only when ``keep_stdout``; ``on_stdout_line`` sees every line either way).
+
+    Every ffmpeg the renderer starts goes through here; tests also run ``cat /proc/net/dev``
+    through it to look inside the namespace. Raises SandboxUnavailable, RenderTimeout (wall
+    clock or CPU limit) or RenderFailed (stdout over ``max_stdout``); a non-zero exit is
+    returned, not raised. Cancelling the caller kills the process group before returning.
+    """
+    prefix, why = await isolation_prefix()
+    if not prefix and limits.require_isolation:
+        raise SandboxUnavailable(f"isolation required but not possible here: {why}")
+    fsize = fsize if fsize is not None else limits.max_output_bytes + _FSIZE_MARGIN
+    full = (*prefix, *_rlimit_prefix(limits, fsize), *argv)
+    timeout = limits.timeout_s if timeout_s is None else timeout_s
+    stdout = bytearray()
+    head = bytearray()
+    tail = bytearray()
+    started = time.monotonic()
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="artdag-ffmpeg-")))
+        process = await trio.lowlevel.open_process(
+            list(full),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            pass_fds=tuple(pass_fds),
+            cwd=str(cwd or workdir),
+            env=dict(_ENV),
+        )
+        overflow = False
+
+        async def read_stdout() -> None:
+            nonlocal overflow
+            assert process.stdout is not None
+            pending = b""
+            while chunk := await process.stdout.receive_some(65536):
+                if keep_stdout:
+                    if len(stdout) + len(chunk) > max_stdout:
+                        overflow = True
+                        _kill_group(process)
+                        return
+                    stdout.extend(chunk)
+                if on_stdout_line is not None:
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    pending = pending[-65536:]
+                    for line in lines:
+                        on_stdout_line(line)
+
+        async def read_stderr() -> None:
+            assert process.stderr is not None
+            while chunk := await process.stderr.receive_some(65536):
+                room = _STDERR_HEAD - len(head)
+                if room > 0:
+                    head.extend(chunk[:room])
+                tail.extend(chunk)
+                del tail[:-_STDERR_TAIL]
+
+        timed_out = False
+        try:
+            with trio.move_on_after(timeout) as scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(read_stdout)
+                    nursery.start_soon(read_stderr)
+                    await process.wait()
+            timed_out = scope.cancelled_caught
+        finally:
+            _kill_group(process)
+            with trio.CancelScope(shield=True):
+                await process.wait()
+                for pipe in (process.stdout, process.stderr):
+                    if pipe is not None:
+                        await pipe.aclose()
+    seconds = time.monotonic() - started
+    tail_text = tail.decode("utf-8", "replace")
+    if timed_out:
+        raise RenderTimeout(f"killed after the {timeout:g} s timeout: {_last_line(tail_text)}")
+    if process.returncode == -signal.SIGXCPU:
+        raise RenderTimeout(f"killed by the CPU limit (cpu_seconds={limits.cpu_seconds})")
+    if process.returncode == -signal.SIGKILL and not overflow:
+        raise RenderTimeout(
+            f"killed by the CPU hard limit (cpu_seconds={limits.cpu_seconds}) "
+            f"or for lack of memory: {_last_line(tail_text)}"
+        )
+    if overflow:
+        raise RenderFailed(f"process wrote more than {max_stdout} bytes to stdout")
+    assert process.returncode is not None  # waited for above
+    return SandboxResult(
+        returncode=process.returncode,
+        stdout=bytes(stdout),
+        stderr_head=head.decode("utf-8", "replace"),
+        stderr_tail=tail_text,
+        seconds=seconds,
+        argv=tuple(full),
+        isolated=bool(prefix),
+    )
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def failure(result: SandboxResult, limits: Limits, what: str = "ffmpeg") -> RenderFailed:
+    """A one-line RenderFailed from a non-zero exit, saying which limit when we can tell."""
+    text = result.stderr_tail
+    interesting = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith(("frame=", "size=", "Conversion failed"))
+    ]
+    detail = " | ".join(interesting[-3:]) if interesting else "(no output)"
+    rc = result.returncode
+    if "Cannot allocate memory" in text or (rc == -signal.SIGSEGV and "alloc" in text):
+        return RenderFailed(
+            f"{what} ran out of memory (max_alloc={limits.max_alloc}, "
+            f"memory_bytes={limits.memory_bytes}): {detail}"
+        )
+    if rc == -signal.SIGXCPU or f"received signal {int(signal.SIGXCPU)}." in text:
+        return RenderTimeout(
+            f"{what} was stopped by the CPU limit (cpu_seconds={limits.cpu_seconds})"
+        )
+    if rc == -signal.SIGXFSZ or f"received signal {int(signal.SIGXFSZ)}." in text:
+        return RenderFailed(f"{what} output went over max_output_bytes={limits.max_output_bytes}")
+    return RenderFailed(f"{what} exited with status {rc}: {detail}")
+
+
+# ---- inputs ------------------------------------------------------------------------------
+
+
+def open_inputs(stack: ExitStack, paths: Sequence[Path]) -> list[int]:
+    """Open each path read-only (regular files only) and register the fds for closing."""
+    fds: list[int] = []
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError as exc:
+            raise InputRefused(f"{path.name}: cannot open: {exc.strerror}") from None
+        stack.callback(os.close, fd)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputRefused(f"{path.name}: not a regular file")
+        os.set_blocking(fd, True)
+        fds.append(fd)
+    return fds
+
+
+def input_args(limits: Limits, fd: int, demuxer: str | None) -> list[str]:
+    """Options for one input read from inherited descriptor ``fd``: no protocol but ``fd``,
+    demuxer forced (or, while probing, restricted to ``limits.containers``)."""
+    args = ["-threads", str(limits.threads), "-protocol_whitelist", "fd"]
+    args += ["-format_whitelist", demuxer or ",".join(sorted(limits.containers))]
+    if demuxer is not None:
+        args += ["-f", demuxer]
+    return [*args, "-fd", str(fd), "-i", "fd:"]
+
+
+def global_args(limits: Limits) -> list[str]:
+    """The ffmpeg binary and the global options every sandboxed run starts with."""
+    return [
+        ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-xerror",
+        "-max_alloc", str(limits.max_alloc), "-cpuflags", limits.cpuflags,
+        "-filter_complex_threads", str(limits.threads), "-filter_threads", str(limits.threads),
+    ]  # fmt: skip
+
+
+def bitexact_output_args(limits: Limits) -> list[str]:
+    """Output options for reproducible files: pinned threads, bitexact muxing, no metadata."""
+    return [
+        "-threads", str(limits.threads), "-fflags", "+bitexact", "-flags:v", "+bitexact",
+        "-flags:a", "+bitexact", "-map_metadata", "-1", "-map_chapters", "-1",
+    ]  # fmt: skip
+
+
+def _open_checked(stack: ExitStack, inputs: Sequence[FfmpegInput], limits: Limits) -> list[int]:
+    """Re-check each probed input against ``limits``, open it, and make sure the file opened
+    is still the size that was probed."""
+    for inp in inputs:
+        check_media(inp.info, limits)
+    fds = open_inputs(stack, [inp.path for inp in inputs])
+    for inp, fd in zip(inputs, fds, strict=True):
+        if os.fstat(fd).st_size != inp.info.size:
+            raise InputRefused(f"{inp.path.name}: changed since it was probed")
+    return fds
+
+
+# ---- run_ffmpeg ----------------------------------------------------------------------------
+
+
+async def run_ffmpeg(
+    *,
+    inputs: Sequence[FfmpegInput],
+    filter_graph: str | None,
+    output_args: Sequence[str],
+    output: Path,
+    limits: Limits,
+    progress: Callable[[int], None] | None = None,
+) -> RunReport:
+    """Run one checked ffmpeg command in the sandbox and write ``output`` atomically.
+
+    ``inputs`` are the probed media in input order (``[0:v]``, ``[1:a]`` ... in the graph);
+    ``output_args`` are checked output options (``-map``, ``-c:v``, ``-f`` ...), without the
+    output path; when they hold no ``-f``, the muxer follows ``output``'s suffix (``.mkv``,
+    ``.mp4``, ``.webm``, ``.mov``, ``.wav``, ``.flac``). ``progress`` gets the frame count as
+    ffmpeg reports it. With ``-f null``/``streamhash`` nothing may be written to ``output``.
+    """
+    if filter_graph is not None:
+        check_filter_graph(filter_graph)
+    check_output_args(output_args)
+    muxer_args: list[str] = []
+    if "-f" not in output_args:
+        muxer = muxer_for_suffix(output.suffix)
+        if muxer is None:
+            raise GraphRefused(f"output suffix {output.suffix!r} has no allowed muxer; pass -f")
+        muxer_args = ["-f", muxer]
+    asked = output_duration_arg(output_args)
+    duration = min(asked, limits.max_output_seconds) if asked else limits.max_output_seconds
+    output = Path(output)
+    tmp = output.with_name(f".{output.stem}.{secrets.token_hex(6)}.partial{output.suffix}")
+
+    frames = 0
+
+    def on_line(line: bytes) -> None:
+        nonlocal frames
+        if line.startswith(b"frame="):
+            try:
+                frames = int(line[6:].strip() or b"0")
+            except ValueError:
+                return
+            if progress is not None:
+                progress(frames)
+
+    with ExitStack() as stack:
+        fds = _open_checked(stack, inputs, limits)
+        argv = global_args(limits)
+        for inp, fd in zip(inputs, fds, strict=True):
+            argv += input_args(limits, fd, inp.info.demuxer)
+        if filter_graph is not None:
+            argv += ["-filter_complex", f"sws_flags={SWS_FLAGS};{filter_graph}"]
+        argv += [*output_args, *muxer_args, *bitexact_output_args(limits)]
+        argv += ["-t", f"{duration:g}", "-fs", str(limits.max_output_bytes)]
+        argv += ["-progress", "pipe:1", "-stats_period", "0.5", "-y", str(tmp)]
+        try:
+            result = await run_sandboxed(
+                argv, limits, pass_fds=fds, on_stdout_line=on_line, keep_stdout=False
+            )
+            if result.returncode != 0:
+                raise failure(result, limits)
+            if tmp.exists():
+                tmp.replace(output)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return RunReport(
+        seconds=result.seconds,
+        frames=frames,
+        argv=result.argv,
+        isolated=result.isolated,
+        stderr_tail=result.stderr_tail,
+    )
+
+
+async def decode_audio_pcm(input: FfmpegInput, *, sample_rate: int, limits: Limits) -> bytes:
+    """Mono s16le PCM of the first audio stream of ``input`` at ``sample_rate``, decoded in the
+    same sandbox (for the beat analyzer). At most ``max_duration_s`` seconds of audio."""
+    if input.info.audio is None:
+        raise InputRefused(f"{input.path.name}: has no audio stream")
+    if not 1000 <= sample_rate <= limits.max_sample_rate:
+        raise InputRefused(f"sample_rate {sample_rate} is out of range")
+    max_bytes = math.ceil(limits.max_duration_s * sample_rate) * 2 + 65536
+    with ExitStack() as stack:
+        (fd,) = _open_checked(stack, [input], limits)
+        argv = global_args(limits)
+        argv += input_args(limits, fd, input.info.demuxer)
+        argv += ["-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate)]
+        argv += ["-c:a", "pcm_s16le", *bitexact_output_args(limits)]
+        argv += ["-t", f"{limits.max_duration_s:g}", "-f", "s16le", "pipe:1"]
+        result = await run_sandboxed(argv, limits, pass_fds=(fd,), max_stdout=max_bytes)
+    if result.returncode != 0:
+        raise failure(result, limits, "audio decode")
+    return result.stdout
