@@ -15,8 +15,10 @@ from quart_trio import QuartTrio
 
 import dag
 from dag import cid_to_str, parse_cid
+from p2p.errors import P2PError
 from provenance import ProvenanceError
 
+from .api_p2p import add_p2p_routes
 from .node import Node
 
 __all__ = ["create_app"]
@@ -35,6 +37,7 @@ _STATUS_FOR_ERROR: dict[type[Exception], int] = {
     dag.CodecError: 422,
     ProvenanceError: 422,
     dag.StoreError: 503,
+    P2PError: 502,
 }
 
 
@@ -119,4 +122,11 @@ def create_app(node: Node, token: str) -> QuartTrio:
         response.headers["Location"] = f"/api/v1/assets/{added.asset.cid}"
         return response
 
+    @app.get("/api/v1/records/<cid>")
+    async def get_record(cid: str) -> Any:
+        """A stored record, verified before it is returned (schema and signature)."""
+        record = await node.record(parse_cid(cid))
+        return jsonify({"cid": cid_to_str(parse_cid(cid)), "record": dag.to_jsonable(record)})
+
+    add_p2p_routes(app, node)
     return app

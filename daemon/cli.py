@@ -18,8 +18,10 @@ import trio
 
 import dag
 from dag import cid_to_str
+from p2p.errors import P2PError
 from provenance import ProvenanceError
 
+from .client import DaemonError
 from .config import Config, ConfigError, load_config
 from .home import init_home
 from .node import open_node
@@ -36,7 +38,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def _report(exc: BaseException) -> NoReturn:
     """Print a known error as one line and exit; let anything unexpected raise (a bug)."""
-    if isinstance(exc, dag.DagError | ProvenanceError | ConfigError | ValueError):
+    if isinstance(
+        exc, dag.DagError | ProvenanceError | ConfigError | ValueError | DaemonError | P2PError
+    ):
         fail(str(exc))
     if isinstance(exc, PermissionError):
         fail(str(exc))
@@ -57,6 +61,19 @@ def _run(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
             return trio.run(functools.partial(fn, *args, **kwargs))
         except BaseExceptionGroup as group:
             _report(dag.first_error(group))
+        except (Exception, KeyboardInterrupt) as exc:
+            _report(exc)
+
+    return wrapper
+
+
+def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """For synchronous commands: known errors become one-line messages, as in :func:`_run`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
         except (Exception, KeyboardInterrupt) as exc:
             _report(exc)
 
@@ -293,20 +310,43 @@ def verify(ctx: click.Context, repair: bool) -> None:
 @main.command()
 @click.option("--host", help="Address for the HTTP server (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port for the HTTP server (default 8200).")
+@click.option(
+    "--listen", multiple=True, help="libp2p listen multiaddr (repeat; default from config)."
+)
+@click.option("--bootstrap", multiple=True, help="Peer to dial at start: /ip4/.../tcp/N/p2p/ID.")
+@click.option("--p2p/--no-p2p", default=None, help="Run the libp2p network (default: on).")
 @click.pass_context
-def daemon(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Run the daemon: HTTP API (and, as they land, p2p, rendering, federation)."""
-    from .runtime import run_daemon
+def daemon(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    listen: tuple[str, ...],
+    bootstrap: tuple[str, ...],
+    p2p: bool | None,
+) -> None:
+    """Run the daemon: HTTP API and the libp2p network (rendering and federation as they land)."""
+    from .runtime import Ready, run_daemon
 
     try:
-        config = load_config(_config(ctx).home, host=host, port=port)
+        config = load_config(
+            _config(ctx).home,
+            host=host,
+            port=port,
+            listen=list(listen) or None,
+            bootstrap=list(bootstrap) or None,
+            p2p=p2p,
+        )
     except ConfigError as exc:
         fail(str(exc))
     if not config.is_loopback:
         click.echo(f"warning: the API listens on {config.host}, not only this machine", err=True)
 
-    def ready(urls: list[str], did: str) -> None:
-        click.echo(f"artdag daemon ready: {' '.join(urls)} (creator {did})", err=True)
+    def ready(info: Ready) -> None:
+        click.echo(f"artdag daemon ready: {' '.join(info.urls)} (creator {info.did})", err=True)
+        if info.peer_id:
+            click.echo(f"peer id: {info.peer_id}", err=True)
+            for addr in info.p2p_addrs:
+                click.echo(f"p2p address: {addr}", err=True)
         click.echo(f"API token: {config.token_path}", err=True)
 
     @_run
@@ -340,6 +380,8 @@ def record_verify(ctx: click.Context, cid: str) -> None:
 
 
 # Commands of later layers live in their own modules; each adds itself to the group here.
+from .cli_p2p import register as _register_p2p  # noqa: E402
 from .cli_render import register as _register_render  # noqa: E402
 
+_register_p2p(main)
 _register_render(main)

@@ -42,6 +42,13 @@ class Config:
     chunk_size: int = 1 << 20
     cid_version: int = 1
     raw_leaves: bool = True
+    # [p2p]
+    p2p: bool = True
+    listen: tuple[str, ...] = ("/ip4/0.0.0.0/tcp/4001",)
+    bootstrap: tuple[str, ...] = ()
+    mdns: bool = True
+    dht: bool = True
+    max_fetch_inflight: int = 32
 
     @property
     def config_path(self) -> Path:
@@ -62,6 +69,15 @@ class Config:
     @property
     def index_path(self) -> Path:
         return self.home / "index.db"
+
+    @property
+    def node_key_path(self) -> Path:
+        """The libp2p host key (Ed25519, distinct from the creator's signing identity)."""
+        return self.home / "node.key"
+
+    @property
+    def p2p_db_path(self) -> Path:
+        return self.home / "p2p.db"
 
     @property
     def is_loopback(self) -> bool:
@@ -87,6 +103,14 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "cid_version": "cid_version",
         "raw_leaves": "raw_leaves",
     },
+    "p2p": {
+        "enabled": "p2p",
+        "listen": "listen",
+        "bootstrap": "bootstrap",
+        "mdns": "mdns",
+        "dht": "dht",
+        "max_fetch_inflight": "max_fetch_inflight",
+    },
 }
 
 # environment variable -> Config attribute
@@ -102,6 +126,11 @@ ENVIRONMENT: dict[str, str] = {
     "ARTDAG_CHUNK_SIZE": "chunk_size",
     "ARTDAG_CID_VERSION": "cid_version",
     "ARTDAG_RAW_LEAVES": "raw_leaves",
+    "ARTDAG_P2P": "p2p",
+    "ARTDAG_LISTEN": "listen",
+    "ARTDAG_BOOTSTRAP": "bootstrap",
+    "ARTDAG_MDNS": "mdns",
+    "ARTDAG_DHT": "dht",
 }
 
 _TYPES = {f.name: f.type for f in fields(Config)}
@@ -109,6 +138,12 @@ _TYPES = {f.name: f.type for f in fields(Config)}
 
 def _coerce(attr: str, value: Any, where: str) -> Any:
     kind = _TYPES[attr]
+    if kind == "tuple[str, ...]":
+        # TOML gives a list; an environment variable or flag gives comma-separated text.
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+        return tuple(i.strip() for i in items if i.strip())
     if kind == "bool":
         if isinstance(value, str):
             lowered = value.strip().lower()
@@ -149,6 +184,15 @@ def _check(config: Config, where: dict[str, str]) -> Config:
         raise bad("max_upload_bytes", "must not be negative")
     if not config.kubo_url.startswith(("http://", "https://")):
         raise bad("kubo_url", f"expected an http(s) URL, got {config.kubo_url!r}")
+    for attr in ("listen", "bootstrap"):
+        for addr in getattr(config, attr):
+            if not addr.startswith("/"):
+                raise bad(attr, f"expected multiaddrs like /ip4/1.2.3.4/tcp/4001, got {addr!r}")
+    for addr in config.bootstrap:
+        if "/p2p/" not in addr:
+            raise bad("bootstrap", f"a bootstrap address needs /p2p/<peer id>: {addr!r}")
+    if not 1 <= config.max_fetch_inflight <= 1024:
+        raise bad("max_fetch_inflight", f"expected 1..1024, got {config.max_fetch_inflight}")
     if not config.user.replace("_", "").replace("-", "").replace(".", "").isalnum():
         raise bad("user", f"expected letters, digits, '-', '_' or '.', got {config.user!r}")
     return config

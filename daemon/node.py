@@ -12,7 +12,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import trio
 
@@ -29,6 +29,9 @@ from provenance import (
 from .config import Config
 from .home import init_home
 from .index import AssetRow, Index
+
+if TYPE_CHECKING:
+    from p2p.network import Network
 
 __all__ = ["Node", "open_node", "AddedAsset"]
 
@@ -69,6 +72,11 @@ class Node:
         self.store = store
         self.index = index
         self.identity = identity
+        self.network: Network | None = None
+
+    def attach_network(self, network: Network) -> None:
+        """From now on records this node adds are appended to its repo and gossiped."""
+        self.network = network
 
     @property
     def did(self) -> str:
@@ -129,29 +137,46 @@ class Node:
     async def _record_asset(
         self, result: dag.ImportResult, name: str, tags: list[str], mime: str | None
     ) -> AddedAsset:
-        root = cid_to_str(result.cid)
+        return await self._sign_asset(
+            result.cid, result.size, result.blocks, result.params.describe(), name, tags, mime
+        )
+
+    async def adopt(
+        self, root: CID, *, name: str, mime: str | None = None, tags: list[str] | None = None
+    ) -> AddedAsset:
+        """Record a file already in the store (a render's output) as one of our assets."""
+        name, tags, mime = _check_asset_fields(name, tags or [], mime)
+        size = await dag.file_size(self.store, root)
+        return await self._sign_asset(root, size, 0, None, name, tags, mime)
+
+    async def _sign_asset(
+        self,
+        cid: CID,
+        size: int,
+        blocks: int,
+        chunker: dict[str, Any] | None,
+        name: str,
+        tags: list[str],
+        mime: str | None,
+    ) -> AddedAsset:
+        root = cid_to_str(cid)
         existing = await trio.to_thread.run_sync(self.index.asset, root)
         if existing and existing.name == name and existing.tags == tags:
-            await self.store.pin(result.cid)
-            return AddedAsset(existing, result.blocks, existed=True)
+            await self.store.pin(cid)
+            return AddedAsset(existing, blocks, existed=True)
         record = make_asset_record(
-            root=result.cid,
-            name=name,
-            size=result.size,
-            mime=mime,
-            tags=tags or None,
-            chunker=result.params.describe(),
+            root=cid, name=name, size=size, mime=mime, tags=tags or None, chunker=chunker
         )
         signed = sign_record(record, self.identity)
         block = dag.record_block(signed)
         await self.store.put(block)
         await self.store.flush()
-        await self.store.pin(result.cid)
+        await self.store.pin(cid)
         await self.store.pin(block.cid)
         row = AssetRow(
             cid=root,
             name=name,
-            size=result.size,
+            size=size,
             mime=mime,
             tags=tags,
             record=cid_to_str(block.cid),
@@ -159,7 +184,50 @@ class Node:
             created=signed["created"],
         )
         await trio.to_thread.run_sync(self._index_asset, row)
-        return AddedAsset(row, result.blocks + 1, existed=False)
+        await self.announce(block.cid, cid)
+        return AddedAsset(row, blocks + 1, existed=False)
+
+    async def announce(self, record_cid: CID, *roots: CID) -> None:
+        """Append a new record of ours to the creator repo and tell the network about it.
+
+        Without a running network (the CLI on its own) the repo chain still grows locally; the
+        daemon gossips the new head when it next runs or notices it."""
+        if self.network is not None:
+            await self.network.publish_record(record_cid)
+            self.network.provide_soon(record_cid, *roots)
+        else:
+            from p2p.repo_lock import append_to_local_repo
+
+            await append_to_local_repo(
+                self.store, self.config.p2p_db_path, self.identity, record_cid
+            )
+
+    async def index_remote_record(self, cid: CID, record: dict[str, Any]) -> None:
+        """Index a verified record that arrived from the network (another creator's repo)."""
+        key = cid_to_str(cid)
+        kind = record.get("type", "")
+        signer = record.get("signer", "")
+        created = record.get("created", "")
+        subject = record.get("root") or record.get("output")
+        subject_key = cid_to_str(subject) if subject is not None else ""
+
+        def write() -> None:
+            self.index.put_record(key, kind, signer, created, subject_key)
+            if kind == "asset" and subject is not None and self.index.asset(subject_key) is None:
+                self.index.put_asset(
+                    AssetRow(
+                        cid=subject_key,
+                        name=record["name"],
+                        size=record["size"],
+                        mime=record.get("mime"),
+                        tags=list(record.get("tags") or []),
+                        record=key,
+                        signer=signer,
+                        created=created,
+                    )
+                )
+
+        await trio.to_thread.run_sync(write)
 
     def _index_asset(self, row: AssetRow) -> None:
         self.index.put_record(row.record, "asset", row.signer, row.created, row.cid)

@@ -42,6 +42,8 @@ from .index import Index
 
 __all__ = ["RenderOutcome", "RenderService"]
 
+DELIVERY_SUFFIX, DELIVERY_MIME = "mp4", "video/mp4"  # the planner's delivery format
+
 
 @dataclass(frozen=True)
 class RenderOutcome:
@@ -81,11 +83,12 @@ class RenderService:
         self.workroot = workroot
         self.parallel = parallel
         self._effects_stored = False
+        self.node: Any = None  # set by for_node: outputs become assets, records are announced
 
     @classmethod
     def for_node(cls, node: Any, limits: Limits | None = None, **kw: Any) -> RenderService:
         """The service of a :class:`daemon.node.Node` (its store, identity and index)."""
-        return cls(
+        service = cls(
             node.store,
             node.identity,
             node.config.index_path,
@@ -95,6 +98,8 @@ class RenderService:
             workroot=node.config.home,
             **kw,
         )
+        service.node = node
+        return service
 
     def close(self) -> None:
         self.cache.close()
@@ -214,9 +219,19 @@ class RenderService:
             cid_to_str(recipe_cid),
             signed["created"],
         )
+        if self.node is not None:
+            await self._publish(recipe, result.output.cid, prov_cid)
         return RenderOutcome(
             result.output.cid, prov_cid, recipe_cid, result.output.content_key, result
         )
+
+    async def _publish(self, recipe: Recipe, output: CID, provenance: CID) -> None:
+        """Make a media output one of the node's assets and append its provenance to the
+        creator repo (gossiped when the daemon runs), so renders travel like any other work."""
+        if output.codec.name in ("dag-pb", "raw"):
+            name = f"{recipe.name}.{DELIVERY_SUFFIX}"
+            await self.node.adopt(output, name=name, mime=DELIVERY_MIME, tags=["render"])
+        await self.node.announce(provenance)
 
     # -- lineage ---------------------------------------------------------------------------
     async def provenance_of(self, output: CID) -> CID | None:

@@ -1,23 +1,35 @@
-"""The daemon's lifetime: one trio nursery holding the HTTP server (and, as later layers land,
-the libp2p host, the renderer's workers and the delivery queue). Each service reports that it
-is ready through ``nursery.start``, so "started" means listening.
+"""The daemon's lifetime: one trio nursery holding the libp2p network (host, discovery, bitswap,
+gossip, repo sync) and the HTTP server (and, as later layers land, the renderer's workers and the
+delivery queue). Each service reports that it is ready through ``nursery.start``, so "started"
+means listening; only then is ``$ARTDAG_HOME/daemon.json`` written for the CLI to find.
 """
 
 from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from .api import create_app
+from .client import remove_daemon_file, write_daemon_file
 from .config import Config
 from .home import read_token
+from .network_glue import start_network
 from .node import Node, open_node
 
-__all__ = ["run_daemon", "serve_http"]
+__all__ = ["Ready", "run_daemon", "serve_http"]
+
+
+@dataclass(frozen=True)
+class Ready:
+    urls: list[str]
+    did: str
+    peer_id: str | None
+    p2p_addrs: list[str]
 
 
 async def serve_http(
@@ -37,14 +49,33 @@ async def serve_http(
     await serve(create_app(node, token), hconfig, task_status=task_status)
 
 
-async def run_daemon(config: Config, on_ready: Callable[[list[str], str], None]) -> None:
-    """Run until SIGINT or SIGTERM; ``on_ready(urls, did)`` is called once everything listens."""
+async def run_daemon(config: Config, on_ready: Callable[[Ready], None]) -> None:
+    """Run until SIGINT or SIGTERM; ``on_ready`` is called once everything listens."""
     async with open_node(config) as node:
         token = read_token(config)
-        async with trio.open_nursery() as nursery:
-            urls = await nursery.start(serve_http, node, token, config.host, config.port)
-            on_ready(urls, node.did)
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    break
-            nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                info = await start_network(nursery, config, node) if config.p2p else None
+                urls = await nursery.start(serve_http, node, token, config.host, config.port)
+                ready = Ready(
+                    urls=urls,
+                    did=node.did,
+                    peer_id=info.peer_id if info else None,
+                    p2p_addrs=info.addrs if info else [],
+                )
+                write_daemon_file(
+                    config,
+                    {
+                        "api": urls[0],
+                        "did": node.did,
+                        "peer_id": ready.peer_id,
+                        "p2p_addrs": ready.p2p_addrs,
+                    },
+                )
+                on_ready(ready)
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        break
+                nursery.cancel_scope.cancel()
+        finally:
+            remove_daemon_file(config)

@@ -350,10 +350,14 @@ def open_inputs(stack: ExitStack, paths: Sequence[Path]) -> list[int]:
     return fds
 
 
-def input_args(limits: Limits, fd: int, demuxer: str | None) -> list[str]:
+def input_args(
+    limits: Limits, fd: int, demuxer: str | None, *, threads: int | None = None
+) -> list[str]:
     """Options for one input read from inherited descriptor ``fd``: no protocol but ``fd``,
-    demuxer forced (or, while probing, restricted to ``limits.containers``)."""
-    args = ["-threads", str(limits.threads), "-protocol_whitelist", "fd"]
+    demuxer forced (or, while probing, restricted to ``limits.containers``). ``threads``
+    overrides the decoder thread count (default: the pinned ``limits.threads``)."""
+    count = limits.threads if threads is None else threads
+    args = ["-threads", str(count), "-protocol_whitelist", "fd"]
     args += ["-format_whitelist", demuxer or ",".join(sorted(limits.containers))]
     if demuxer is not None:
         args += ["-f", demuxer]

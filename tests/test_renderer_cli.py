@@ -47,6 +47,9 @@ def test_recipe_render_and_provenance(home: Home, tmp_path: Path) -> None:
     second = home.run("render", recipe, "--input", f"clip={clip}")
     assert second.stdout.decode().strip().splitlines()[-1] == output
     assert "rendered 0 step(s), 1 from cache" in second.stderr.decode()
+    # the output is one of the node's assets now, playable and tagged as a render
+    listed = home.out("assets", "--tag", "render")
+    assert output in listed and "double-speed.mp4" in listed
 
     # a YAML path works as well, and --param overrides a node's parameter
     slower = home.run(

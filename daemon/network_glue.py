@@ -1,0 +1,53 @@
+"""Wiring the P2P network into the node: build it from the config, index what it brings in,
+and announce what the node adds."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from dag import CID, cid_to_str
+from p2p import load_or_create_key
+from p2p.network import Network, NetworkInfo
+
+from .config import Config
+from .node import Node
+
+__all__ = ["start_network"]
+
+log = logging.getLogger("artdag.daemon")
+
+
+async def start_network(nursery: trio.Nursery, config: Config, node: Node) -> NetworkInfo:
+    """Start the network in ``nursery``; the node then announces every record it adds."""
+    key_pair = await trio.to_thread.run_sync(load_or_create_key, config.node_key_path)
+
+    async def on_record(cid: CID, record: dict[str, Any]) -> None:
+        await node.index_remote_record(cid, record)
+
+    network = Network(
+        key_pair=key_pair,
+        store=node.store,
+        identity=node.identity,
+        db_path=config.p2p_db_path,
+        listen=config.listen,
+        bootstrap=config.bootstrap,
+        mdns=config.mdns,
+        dht=config.dht,
+        max_inflight=config.max_fetch_inflight,
+        on_record=on_record,
+    )
+    info: NetworkInfo = await nursery.start(network.run)
+    node.attach_network(network)
+    log.info("p2p host %s listening on %s", info.peer_id, " ".join(info.addrs))
+    nursery.start_soon(_provide_pins, node, network)
+    return info
+
+
+async def _provide_pins(node: Node, network: Network) -> None:
+    """Announce every pinned root on the DHT once at start (new ones are announced as added)."""
+    for pin in await node.store.pins():
+        await network.provide(pin.cid)
+        log.debug("provided %s", cid_to_str(pin.cid))
