@@ -253,6 +253,9 @@ class Network:
         return commit
 
     async def _log_delivery(self, delivered: Delivered) -> None:
+        """Every valid message is kept: stored as a block (unpinned, so a later GC may drop
+        it) and noted in the recent-gossip log."""
+        await self.store.put(dag.Block.checked(delivered.cid, delivered.raw))
         record = delivered.record
         self.gossip_log.append(
             {

