@@ -209,9 +209,11 @@ class Executor:
                 output=target,
                 limits=self.limits,
                 progress=advance,
+                hash_stream=0 if graph.has_video else None,  # video is output stream 0
             )
             frames, duration = report.frames, graph.duration
-            key, out_cid = await self._key_and_import(target)
+            hashed = {0: report.stream_hash} if report.stream_hash else None
+            key, out_cid = await self._key_and_import(target, hashed)
             kind = "media"
             self._files[cid_to_str(out_cid)] = target
         await self.store.pin(out_cid)
@@ -243,12 +245,14 @@ class Executor:
         await trio.to_thread.run_sync(self.cache.put, entry)
         return StepOutput(out_cid, kind, key, block.cid, False, duration)
 
-    async def _key_and_import(self, target: Path) -> tuple[str, CID]:
+    async def _key_and_import(
+        self, target: Path, known: dict[int, str] | None = None
+    ) -> tuple[str, CID]:
         """The content key (a sandboxed decode) and the import into the store, side by side."""
         found: dict[str, Any] = {}
 
         async def key() -> None:
-            found["key"] = await content_key(target, self.limits)
+            found["key"] = await content_key(target, self.limits, known=known)
 
         async def store() -> None:
             found["cid"] = (await dag.import_file(self.store, target, self.import_params)).cid

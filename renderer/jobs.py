@@ -53,6 +53,7 @@ class JobGraph:
     output_args: list[str]
     suffix: str
     duration: float | None  # the logical duration of the result
+    has_video: bool = False  # then the video is output stream 0
 
 
 def media_of(stream_node: object, item: JobInput) -> Media:
@@ -143,4 +144,6 @@ def build_job_graph(chain: Sequence[Step], sources: Sequence[JobInput | list[flo
         out += vargs
     if media.audio is not None:
         out += aargs
-    return JobGraph(inputs, graph, out + cargs, SUFFIX[fmt], media.duration)
+    return JobGraph(
+        inputs, graph, out + cargs, SUFFIX[fmt], media.duration, media.video is not None
+    )

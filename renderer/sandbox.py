@@ -109,6 +109,8 @@ class RunReport:
     argv: tuple[str, ...]
     isolated: bool
     stderr_tail: str
+    # "SHA256=<hex>" of the decoded content of output stream ``hash_stream`` (see run_ffmpeg)
+    stream_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,7 @@ async def run_sandboxed(
     *,
     pass_fds: Sequence[int] = (),
     on_stdout_line: Callable[[bytes], None] | None = None,
+    on_stdout_chunk: Callable[[bytes | bytearray], None] | None = None,
     max_stdout: int = 1024 * 1024,
     keep_stdout: bool = True,
     fsize: int | None = None,
@@ -203,7 +206,8 @@ async def run_sandboxed(
 ) -> SandboxResult:
     """Run ``argv`` inside the sandbox (network namespace, rlimits, own process group,
     minimal environment, empty private working directory) and collect its output
-    (stdout only when ``keep_stdout``; ``on_stdout_line`` sees every line either way).
+    (stdout only when ``keep_stdout``; ``on_stdout_line`` sees every line and
+    ``on_stdout_chunk`` every chunk either way).
 
     Every ffmpeg the renderer starts goes through here; tests also run ``cat /proc/net/dev``
     through it to look inside the namespace. Raises SandboxUnavailable, RenderTimeout (wall
@@ -238,7 +242,9 @@ async def run_sandboxed(
             nonlocal overflow
             assert process.stdout is not None
             pending = b""
-            while chunk := await process.stdout.receive_some(65536):
+            while chunk := await process.stdout.receive_some(1 << 20):
+                if on_stdout_chunk is not None:
+                    on_stdout_chunk(chunk)
                 if keep_stdout:
                     if len(stdout) + len(chunk) > max_stdout:
                         overflow = True
@@ -404,6 +410,7 @@ async def run_ffmpeg(
     output: Path,
     limits: Limits,
     progress: Callable[[int], None] | None = None,
+    hash_stream: int | None = None,
 ) -> RunReport:
     """Run one checked ffmpeg command in the sandbox and write ``output`` atomically.
 
@@ -412,6 +419,14 @@ async def run_ffmpeg(
     output path; when they hold no ``-f``, the muxer follows ``output``'s suffix (``.mkv``,
     ``.mp4``, ``.webm``, ``.mov``, ``.wav``, ``.flac``). ``progress`` gets the frame count as
     ffmpeg reports it. With ``-f null``/``streamhash`` nothing may be written to ``output``.
+
+    ``hash_stream=N`` also hashes the *decoded* content of output stream N while it is being
+    encoded: ffmpeg's loopback decoder (``-dec 0:N``) decodes the encoded packets on the
+    spare core and a second ``streamhash`` output hashes them, so the content key of a lossy
+    output costs no second pass over the file (``RunReport.stream_hash``). Used for video,
+    whose decoding is the expensive part; for sound the packets differ from the file's decoded
+    content (encoder priming samples that the container trims), so sound is hashed from the
+    file.
     """
     if filter_graph is not None:
         check_filter_graph(filter_graph)
@@ -449,22 +464,43 @@ async def run_ffmpeg(
         argv += [*output_args, *muxer_args, *bitexact_output_args(limits)]
         argv += ["-t", f"{duration:g}", "-fs", str(limits.max_output_bytes)]
         argv += ["-progress", "pipe:1", "-stats_period", "0.5", "-y", str(tmp)]
+        hash_file = tmp.with_name(tmp.name + ".hash")
+        if hash_stream is not None:
+            argv += ["-dec", f"0:{int(hash_stream)}", "-filter_complex", "[dec:0]null[hashed]"]
+            argv += [
+                "-map",
+                "[hashed]",
+                "-f",
+                "streamhash",
+                "-hash",
+                "sha256",
+                "-y",
+                str(hash_file),
+            ]
+        stream_hash: str | None = None
         try:
             result = await run_sandboxed(
                 argv, limits, pass_fds=fds, on_stdout_line=on_line, keep_stdout=False
             )
             if result.returncode != 0:
                 raise failure(result, limits)
+            if hash_stream is not None:
+                line = hash_file.read_text().strip()
+                _, _, stream_hash = line.partition(",")[2].partition(",")
+                if not stream_hash.startswith("SHA256="):
+                    raise RenderFailed(f"unexpected loopback streamhash output {line[:80]!r}")
             if tmp.exists():
                 tmp.replace(output)
         finally:
             tmp.unlink(missing_ok=True)
+            hash_file.unlink(missing_ok=True)
     return RunReport(
         seconds=result.seconds,
         frames=frames,
         argv=result.argv,
         isolated=result.isolated,
         stderr_tail=result.stderr_tail,
+        stream_hash=stream_hash,
     )
 
 

@@ -165,6 +165,47 @@ async def test_same_graph_renders_byte_identical(tmp_path: Path, media: dict[str
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.mp4", "two.mp4"]
 
 
+async def test_stream_hashes_equal_ffmpegs_streamhash_muxer(media: dict[str, Path]) -> None:
+    """Our per-stream decode + hashlib gives exactly the lines of ``-f streamhash -hash
+    sha256`` run with the same pinned flags (cpuflags matter: sound conversion differs by
+    SIMD path)."""
+    for name in ("mkv", "mp4"):
+        path = media[name]
+        argv = [
+            ffmpeg_exe(), "-v", "error", "-cpuflags", LIMITS.cpuflags, "-threads", "1",
+            "-i", str(path), "-map", "0:v?", "-map", "0:a?",
+            "-f", "streamhash", "-hash", "sha256", "-",
+        ]  # fmt: skip
+        done = await trio.run_process(argv, capture_stdout=True)
+        assert await stream_hashes(path, LIMITS) == done.stdout.decode().split()
+
+
+@pytest.mark.parametrize(
+    ("codec", "suffix"), [(["-c:v", "libx264", "-c:a", "aac"], ".mp4"), (["-c:v", "ffv1"], ".mkv")]
+)
+async def test_the_loopback_hash_equals_decoding_the_file(
+    tmp_path: Path, media: dict[str, Path], codec: list[str], suffix: str
+) -> None:
+    """``hash_stream`` hashes the encoder's packets as they are decoded during the render: the
+    same lines as decoding the written file afterwards, so the content key needs no 2nd pass."""
+    target = tmp_path / f"out{suffix}"
+    report = await run_ffmpeg(
+        inputs=[await _input(media["mp4"])],
+        filter_graph="[0:v]hue=h=30,scale=160:90[v]",
+        output_args=["-map", "[v]", "-map", "0:a", *codec],
+        output=target,
+        limits=LIMITS,
+        hash_stream=0,
+    )
+    assert report.stream_hash is not None and report.stream_hash.startswith("SHA256=")
+    from_file = await stream_hashes(target, LIMITS)
+    assert from_file[0] == f"0,v,{report.stream_hash}"
+    assert await content_key(target, LIMITS, known={0: report.stream_hash}) == await content_key(
+        target, LIMITS
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]  # no .hash file left
+
+
 async def test_content_key_is_container_independent(tmp_path: Path, media: dict[str, Path]) -> None:
     inp = await _input(media["mkv"])
     remuxed = tmp_path / "remux.mp4"
