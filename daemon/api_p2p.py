@@ -57,8 +57,12 @@ def add_p2p_routes(app: QuartTrio, node: Node) -> None:
             limit = max(1, min(int(request.args.get("limit", 100)), 2000))
         except ValueError:
             raise P2PError("limit must be an integer") from None
-        log = list(_network(node).gossip_log)[-limit:]
-        return jsonify({"events": log})
+        network = _network(node)
+        log = list(network.gossip_log)[-limit:]
+        gossip = network.gossip
+        mesh = {t: sorted(gossip.mesh_peers(t)) for t in gossip.topics} if gossip else {}
+        peers = {t: sorted(gossip.topic_peers(t)) for t in gossip.topics} if gossip else {}
+        return jsonify({"events": log, "mesh": mesh, "topic_peers": peers})
 
     @app.post("/api/v1/p2p/connect")
     async def p2p_connect() -> Any:

@@ -32,6 +32,7 @@ __all__ = ["Discovery", "PeerDialer"]
 log = logging.getLogger("artdag.p2p.discovery")
 
 MAX_BACKOFF_S = 300.0
+RECHECK_S = 5.0
 
 
 @dataclass
@@ -89,8 +90,9 @@ class PeerDialer:
         if not state.persistent:
             del self.peers[peer]
 
-    def next_wakeup(self, now: float) -> float:
-        times = [s.next_try for s in self.peers.values()]
+    def next_wakeup(self, now: float, connected: set[PeerID]) -> float:
+        """Seconds until a peer that is not connected is due (inf: none is)."""
+        times = [s.next_try for pid, s in self.peers.items() if pid not in connected]
         return max(0.0, min(times) - now) if times else math.inf
 
 
@@ -177,7 +179,10 @@ class Discovery:
                 # Mark as in progress so the next round does not dial it twice.
                 self.dialer.peers[info.peer_id].next_try = math.inf
                 nursery.start_soon(self._dial, info)
-            with trio.move_on_after(min(self.dialer.next_wakeup(now), 30.0)):
+            # Connected peers are not waited for (that would spin); a dropped bootstrap
+            # connection is noticed within RECHECK_S.
+            wait = min(self.dialer.next_wakeup(now, connected), RECHECK_S)
+            with trio.move_on_after(wait):
                 await self._wake.wait()
             self._wake = trio.Event()
 

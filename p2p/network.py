@@ -124,6 +124,7 @@ class Network:
             self.gossip = Gossip(
                 host, DEFAULT_TOPICS, identity=self.identity, store_message=self._log_delivery
             )
+            self.gossip.on_publish = self._log_publish
             self.repo_index = index = RepoIndex(self.db_path)
             self.repo = RepoSync(
                 self.store,
@@ -235,27 +236,30 @@ class Network:
         """Append a record we just stored to our creator repo and gossip the new head."""
         if self.repo is None:
             raise P2PError("the network is not running")
-        started = time.time()
         async with repo_lock(self.db_path):
             commit = await self.repo.append_local(record_cid)
         assert self.repo_index is not None
         head = await trio.to_thread.run_sync(self.repo_index.head, self.identity.did)
         self._published_seq = head.seq if head else -1
+        return commit
+
+    def _log_publish(self, topic: str, record: dict[str, Any], cid: CID, at: float) -> None:
         self.gossip_log.append(
             {
                 "direction": "out",
-                "topic": HEADS.name,
-                "repo": self.identity.did,
-                "seq": self._published_seq,
-                "at": started,
+                "topic": topic,
+                "cid": cid_to_str(cid),
+                "type": record.get("type"),
+                "repo": record.get("repo"),
+                "seq": record.get("seq"),
+                "at": at,
             }
         )
-        return commit
 
     async def _log_delivery(self, delivered: Delivered) -> None:
         """Every valid message is kept: stored as a block (unpinned, so a later GC may drop
         it) and noted in the recent-gossip log."""
-        await self.store.put(dag.Block.checked(delivered.cid, delivered.raw))
+        at = time.time()
         record = delivered.record
         self.gossip_log.append(
             {
@@ -267,9 +271,10 @@ class Network:
                 "type": record.get("type"),
                 "repo": record.get("repo"),
                 "seq": record.get("seq"),
-                "at": time.time(),
+                "at": at,
             }
         )
+        await self.store.put(dag.Block.checked(delivered.cid, delivered.raw))
 
     async def _gossip_new_heads(self) -> None:
         """Gossip our head whenever it moves without us: records appended by ``artdag add``

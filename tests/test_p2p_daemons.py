@@ -5,9 +5,11 @@ gossip, bitswap, the HTTP API and the CLI."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import trio
 
@@ -134,3 +136,13 @@ async def test_a_peer_serving_wrong_bytes_is_caught_and_the_block_refused(
     assert row["score"] < 0
     # nothing the liar sent was stored
     assert target.cli("dag", "get", wanted, check=False).returncode == 1
+
+
+def test_idle_daemons_do_not_spin(five: list[DaemonProcess]) -> None:
+    """An idle daemon sleeps: a busy loop (as once in the dial loop, once every peer was
+    connected) would burn a core and starve everything else on the machine."""
+    procs = [psutil.Process(d.pid) for d in five]
+    before = [sum(p.cpu_times()[:2]) for p in procs]
+    time.sleep(3)
+    used = [sum(p.cpu_times()[:2]) - b for p, b in zip(procs, before, strict=True)]
+    assert max(used) < 1.0, f"CPU seconds used in 3 s of idling: {used}"

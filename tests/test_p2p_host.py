@@ -116,3 +116,6 @@ def test_dialer_backs_off_and_gives_up_on_mdns_peers_but_not_bootstrap() -> None
     assert dialer.due(1000, {boot.peer_id}) == []
     dialer.succeeded(boot.peer_id, 1000)
     assert dialer.peers[boot.peer_id].failures == 0
+    # a connected peer is never "due now": the dial loop must not spin on it
+    assert dialer.next_wakeup(2000, {boot.peer_id}) == float("inf")
+    assert dialer.next_wakeup(2000, set()) == 0.0

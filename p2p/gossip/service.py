@@ -92,6 +92,8 @@ class Gossip:
             name: [] for name in self.topics
         }
         self._running = False
+        # Told (topic, record, cid, wall time) just before each of our publishes goes out.
+        self.on_publish: Callable[[str, dict[str, Any], CID, float], None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -135,6 +137,8 @@ class Gossip:
         result = validate(spec, raw, now=self.clock(), seen=self.seen)
         if isinstance(result, Reject):
             raise GossipError(f"refusing to publish on {topic}: {result}")
+        if self.on_publish is not None:
+            self.on_publish(topic, record, result.cid, self.clock())
         await self.pubsub.publish(topic, raw)
         return result.cid
 
