@@ -9,7 +9,9 @@
    minus the moment daemon 0's publish returned. Baseline: the same number of bare py-libp2p
    gossipsub processes (``bench/_bare_gossip.py``: same host, transport and router settings,
    no artdag envelope, signature check, validator or repo sync), same topology and rate.
-2. Transfer: a ``--mib`` MiB random file added to daemon 0, fetched by daemon 1 with
+2. Transfer (the other daemons stopped first, so two daemons share the machine as the two
+   bare hosts of the baseline do): a ``--mib`` MiB random file added to daemon 0, fetched by
+   daemon 1 with
    ``POST /api/v1/p2p/get`` (bitswap, every block verified and written); baseline: one raw
    Yamux+Noise stream between two bare hosts (``bench/_transfer.py``).
 3. Idle RSS of each daemon after the gossip run has settled.
@@ -57,7 +59,9 @@ def start_daemons(root: Path, n: int) -> list[DaemonProcess]:
     return daemons
 
 
-def gossip_through_daemons(daemons: list[DaemonProcess], messages: int) -> list[float]:
+def gossip_through_daemons(
+    daemons: list[DaemonProcess], messages: int, rate: float = 10.0
+) -> list[float]:
     wait_until(
         lambda: (
             all(len(d.peers()) >= 1 for d in daemons)
@@ -71,7 +75,7 @@ def gossip_through_daemons(daemons: list[DaemonProcess], messages: int) -> list[
     for i in range(messages):
         t0 = time.monotonic()
         origin.add_bytes(os.urandom(64) + i.to_bytes(4, "big"), f"g{i}.bin")
-        time.sleep(max(0.0, 0.1 - (time.monotonic() - t0)))
+        time.sleep(max(0.0, 1 / rate - (time.monotonic() - t0)))
     did = origin.info["did"]
     out = {
         e["seq"]: e["at"]
@@ -96,7 +100,7 @@ def gossip_through_daemons(daemons: list[DaemonProcess], messages: int) -> list[
     return arrivals()
 
 
-def bare_gossip(n: int, messages: int) -> list[float]:
+def bare_gossip(n: int, messages: int, rate: float = 10.0) -> list[float]:
     script = str(ROOT / "bench" / "_bare_gossip.py")
     procs: list[subprocess.Popen[str]] = []
     addrs: list[str] = []
@@ -105,7 +109,7 @@ def bare_gossip(n: int, messages: int) -> list[float]:
     def spawn(boot: list[str], publish: int) -> None:
         args = [sys.executable, script, "bench", "--bootstrap", *boot]
         if publish:
-            args += ["--publish", str(publish), "--rate", "10"]
+            args += ["--publish", str(publish), "--rate", str(rate)]
         p = subprocess.Popen(
             args,
             stdin=subprocess.PIPE,
@@ -186,19 +190,23 @@ def main() -> None:
     parser.add_argument("--daemons", type=int, default=10)
     parser.add_argument("--messages", type=int, default=40)
     parser.add_argument("--mib", type=int, default=64)
+    parser.add_argument("--rate", type=float, default=10.0, help="messages per second")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="artdag-bench-p2p-") as tmp:
         daemons = start_daemons(Path(tmp), args.daemons)
         try:
-            lat = gossip_through_daemons(daemons, args.messages)
+            lat = gossip_through_daemons(daemons, args.messages, args.rate)
             time.sleep(5)
             rss = [psutil.Process(d.pid).memory_info().rss / MIB for d in daemons]
+            for d in daemons[2:]:  # the transfer is between two daemons, like the baseline
+                d.stop()
+            time.sleep(2)
             transfer = transfer_between_daemons(daemons[0], daemons[1], args.mib)
         finally:
             for d in daemons:
                 d.stop()
-    base = bare_gossip(args.daemons, args.messages)
+    base = bare_gossip(args.daemons, args.messages, args.rate)
     raw = trio.run(measure_raw_stream, args.mib * MIB).mib_s
 
     p50, p95 = statistics.median(lat), pct(lat, 95)

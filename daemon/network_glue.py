@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from dag import CID, cid_to_str
+from dag import CID
 from p2p import load_or_create_key
 from p2p.network import Network, NetworkInfo
 
@@ -48,6 +48,5 @@ async def start_network(nursery: trio.Nursery, config: Config, node: Node) -> Ne
 
 async def _provide_pins(node: Node, network: Network) -> None:
     """Announce every pinned root on the DHT once at start (new ones are announced as added)."""
-    for pin in await node.store.pins():
-        await network.provide(pin.cid)
-        log.debug("provided %s", cid_to_str(pin.cid))
+    network.provide_soon(*[pin.cid for pin in await node.store.pins()])
+    log.debug("queued the pinned roots for the DHT")

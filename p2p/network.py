@@ -38,6 +38,8 @@ __all__ = ["Network", "NetworkInfo", "PeerRow"]
 
 log = logging.getLogger("artdag.p2p")
 
+PROVIDE_DELAY_S = 3.0
+
 OnRecord = Callable[[CID, dict[str, Any]], Awaitable[None]]
 
 
@@ -98,6 +100,8 @@ class Network:
         self._bad_blocks: dict[str, int] = {}
         self._nursery: trio.Nursery | None = None
         self._published_seq = -1
+        self._to_provide: set[CID] = set()
+        self._provide_wanted = trio.Event()
         # Recent gossip, newest last: what operators (and bench/p2p.py) look at.
         self.gossip_log: deque[dict[str, Any]] = deque(maxlen=2000)
 
@@ -143,6 +147,7 @@ class Network:
                     await nursery.start(self.repo.run)
                     await nursery.start(self.discovery.run)
                     nursery.start_soon(self._gossip_new_heads)
+                    nursery.start_soon(self._provide_queued)
                     task_status.started(self.info())
             finally:
                 self._host = None
@@ -227,10 +232,20 @@ class Network:
         hand them to peers whose earlier want for them we could not answer."""
         if self.bitswap is not None:
             self.bitswap.notify_new_blocks(list(cids))
-        if self._nursery is None:
-            return
-        for cid in cids:
-            self._nursery.start_soon(self.provide, cid)
+        self._to_provide.update(cids)
+        self._provide_wanted.set()
+
+    async def _provide_queued(self) -> None:
+        """Provide what ``provide_soon`` queued, in batches a few seconds after the adds that
+        queued them, one DHT query at a time: DHT traffic then stays out of the way of the
+        gossip and bitswap exchanges that follow an add (like Kubo's reprovider queue)."""
+        while True:
+            await self._provide_wanted.wait()
+            await trio.sleep(PROVIDE_DELAY_S)
+            self._provide_wanted = trio.Event()
+            batch, self._to_provide = self._to_provide, set()
+            for cid in batch:
+                await self.provide(cid)
 
     async def publish_record(self, record_cid: CID) -> CID:
         """Append a record we just stored to our creator repo and gossip the new head."""
