@@ -169,7 +169,7 @@ class Network:
         rows = []
         for pid in host.get_connected_peers():
             key = pid.to_string()
-            addrs = [str(a) for a in host.get_peerstore().addrs(pid)]
+            addrs = self._addrs_of(pid)
             s = stats.get(key)
             rows.append(
                 PeerRow(
@@ -184,6 +184,21 @@ class Network:
                 )
             )
         return sorted(rows, key=lambda r: r.peer_id)
+
+    def _addrs_of(self, pid: PeerID) -> list[str]:
+        """Known addresses of a connected peer; a peer that dialled us may have none in the
+        peerstore yet (py-libp2p raises then), so fall back to the connection's remote end."""
+        try:
+            return [str(a) for a in self.host.get_peerstore().addrs(pid)]
+        except Exception:
+            pass
+        try:
+            conns: Any = self.host.get_network().connections.get(pid)
+            conn: Any = conns[0] if isinstance(conns, list) and conns else conns
+            remote = conn.muxed_conn.secured_conn.get_remote_address() if conn else None
+            return [f"/ip4/{remote[0]}/tcp/{remote[1]}"] if remote else []
+        except Exception:
+            return []
 
     async def connect(self, addr: str) -> str:
         return (await connect(self.host, addr)).to_string()

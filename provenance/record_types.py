@@ -149,6 +149,9 @@ _HEAD: dict[str, Field] = {
     "repo": DidKey(),
     "seq": Integer(0),
     "head": Link(["dag-cbor"]),  # the repo's newest commit
+    # The new commit and its record inline when they are small, so followers need no
+    # bitswap round trip for the common case; each is checked against its CID before use.
+    "blocks": ListOf(Bytes(), max_items=4, optional=True),
 }
 _CLAIM_ANNOUNCE: dict[str, Field] = {  # a pointer to a claim record; `claim` arrives later
     "version": OneOf(1),

@@ -195,3 +195,36 @@ async def test_forks_tampered_blocks_and_foreign_commits_are_refused(
     assert sum("fork at seq 1" in m for m in reasons) == 2
     assert any(mallory.did in m for m in reasons)
     assert encode_dagcbor(message)  # the stored head message round-trips
+
+
+async def test_small_commits_travel_inline_in_the_head_message(tmp_path: Path) -> None:
+    """A follower that can fetch nothing still syncs a new commit: the head message carries
+    the commit and its record, each used only after its bytes hash to the CID asked for."""
+    alice, bob = make_peer(tmp_path, "alice"), make_peer(tmp_path, "bob")
+    author = RepoSync(alice.store, alice.db_path, alice.fetch_block, None, alice.identity)
+    record = record_block(
+        sign_record(
+            make_asset_record(root=Block.encode(b"x", "raw").cid, name="a.bin", size=1),
+            alice.identity,
+        )
+    )
+    await alice.store.put(record)
+    commit_cid = await author.append_local(record.cid)
+    head = RepoIndex(alice.db_path).head(alice.identity.did)
+    assert head is not None and head.message is not None
+    message = decode_dagcbor(head.message)
+    assert [Block.encode(b, "dag-cbor").cid for b in message["blocks"]] == [commit_cid, record.cid]
+
+    bob.expect(1)  # bob's fetch_block has no source: every fetch would fail
+    follower = RepoSync(bob.store, bob.db_path, bob.fetch_block, None, bob.identity, bob.on_record)
+    assert await follower.handle_head(message) == 1
+    assert bob.records[0][0] == record.cid
+
+    # a forged inline block is never used: its bytes name another CID, so the fetch is tried
+    carol = make_peer(tmp_path, "carol")
+    junk = encode_dagcbor({"not": "the commit"})
+    wrong = make_head_message(alice.identity, message["seq"], commit_cid, [junk])
+    quiet = RepoSync(carol.store, carol.db_path, carol.fetch_block, None, carol.identity)
+    with pytest.raises(LookupError):
+        await quiet.handle_head(wrong)
+    assert not await carol.store.has(commit_cid)

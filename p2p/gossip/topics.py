@@ -12,6 +12,7 @@ Example, when the ``job`` record type exists::
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from multiformats import CID
@@ -71,9 +72,15 @@ def envelope(type_name: str, topic: TopicSpec | str, **payload: Any) -> dict[str
     return record
 
 
-def make_head_message(identity: Identity, seq: int, head: CID) -> dict[str, Any]:
-    """A signed ``head`` message: ``identity``'s repo now ends at commit ``head`` (``seq``)."""
-    return sign_record(envelope("head", HEADS, repo=identity.did, seq=seq, head=head), identity)
+def make_head_message(
+    identity: Identity, seq: int, head: CID, blocks: Sequence[bytes] = ()
+) -> dict[str, Any]:
+    """A signed ``head`` message: ``identity``'s repo now ends at commit ``head`` (``seq``).
+    ``blocks`` (the commit and its record, when small) ride along inline."""
+    payload: dict[str, Any] = {"repo": identity.did, "seq": seq, "head": head}
+    if blocks:
+        payload["blocks"] = list(blocks)
+    return sign_record(envelope("head", HEADS, **payload), identity)
 
 
 def make_claim_announce(

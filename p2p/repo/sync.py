@@ -53,6 +53,10 @@ FetchBlock = Callable[[CID], Awaitable[bytes]]
 OnRecord = Callable[[CID, dict[str, Any]], Awaitable[None]]
 
 
+INLINE_MAX_BYTES = 1200  # the heads topic takes 2 KiB messages; the envelope needs ~400
+MAX_HINTS = 256
+
+
 class RepoSync:
     def __init__(
         self,
@@ -79,6 +83,7 @@ class RepoSync:
         self.exchange_timeout = exchange_timeout
         self._limiter = trio.CapacityLimiter(max_concurrent_heads)
         self._locks: defaultdict[str, trio.Lock] = defaultdict(trio.Lock)
+        self._hints: dict[CID, bytes] = {}  # blocks that arrived inline in head messages
 
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -107,7 +112,11 @@ class RepoSync:
             await self.store.put(block)
             await self.store.flush()
             content = await self._record(record)
-            message = make_head_message(self.identity, commit["seq"], block.cid)
+            record_bytes = await self.store.get(record)
+            inline = [block.data, record_bytes]
+            if sum(map(len, inline)) > INLINE_MAX_BYTES:
+                inline = [block.data] if len(block.data) <= INLINE_MAX_BYTES else []
+            message = make_head_message(self.identity, commit["seq"], block.cid, inline)
             await trio.to_thread.run_sync(self.index.add_commit, block.cid, commit, content)
             await trio.to_thread.run_sync(
                 self.index.set_head, repo, commit["seq"], block.cid, encode_dagcbor(message)
@@ -132,6 +141,12 @@ class RepoSync:
             raise
         if repo == self.identity.did:
             return 0  # nobody else writes our repo; our index is the truth
+        for data in message.get("blocks") or ():
+            # Keyed by the CID their bytes hash to, so a hint can only ever be the block its
+            # CID names; used by _block instead of a bitswap fetch, stored only when used.
+            self._hints[Block.encode(data, "dag-cbor").cid] = data
+            while len(self._hints) > MAX_HINTS:
+                self._hints.pop(next(iter(self._hints)))
         async with self._locks[repo]:
             try:
                 return await self._sync(repo, seq, head, message)
@@ -226,8 +241,12 @@ class RepoSync:
     async def _block(self, cid: CID) -> bytes:
         if await self.store.has(cid):
             return await self.store.get(cid)
-        with trio.fail_after(self.block_timeout):
-            data = await self.fetch_block(cid)
+        hinted = self._hints.pop(cid, None)
+        if hinted is not None:
+            data = hinted
+        else:
+            with trio.fail_after(self.block_timeout):
+                data = await self.fetch_block(cid)
         try:
             block = Block.checked(cid, data)
         except BlockCorrupt as exc:
