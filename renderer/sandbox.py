@@ -33,6 +33,7 @@ against ``renderer.limits`` before the process starts.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import secrets
@@ -50,6 +51,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from dag import first_error
 from renderer.allowlist import (
     check_filter_graph,
     check_output_args,
@@ -422,8 +424,9 @@ async def run_ffmpeg(
 
     ``hash_stream=N`` also hashes the *decoded* content of output stream N while it is being
     encoded: ffmpeg's loopback decoder (``-dec 0:N``) decodes the encoded packets on the
-    spare core and a second ``streamhash`` output hashes them, so the content key of a lossy
-    output costs no second pass over the file (``RunReport.stream_hash``). Used for video,
+    spare core into a pipe that this process hashes (the bytes ffmpeg's ``streamhash`` muxer
+    would hash), so the content key of a lossy output costs no second pass over the file
+    (``RunReport.stream_hash``). Used for video,
     whose decoding is the expensive part; for sound the packets differ from the file's decoded
     content (encoder priming samples that the container trims), so sound is hashed from the
     file.
@@ -464,36 +467,73 @@ async def run_ffmpeg(
         argv += [*output_args, *muxer_args, *bitexact_output_args(limits)]
         argv += ["-t", f"{duration:g}", "-fs", str(limits.max_output_bytes)]
         argv += ["-progress", "pipe:1", "-stats_period", "0.5", "-y", str(tmp)]
-        hash_file = tmp.with_name(tmp.name + ".hash")
+        digest = hashlib.sha256()
+        read_end = write_end = -1
+        write_open = [False]
+
+        def close_write() -> None:
+            """Close our copy of the pipe's write end exactly once (the number may be reused)."""
+            if write_open[0]:
+                write_open[0] = False
+                os.close(write_end)
+
         if hash_stream is not None:
+            # The loopback decoder's frames go, as rawvideo, down a pipe that hashlib reads
+            # (the bytes ffmpeg's streamhash would hash, at SHA-extension speed).
+            read_end, write_end = os.pipe()
+            write_open[0] = True
+            stack.callback(os.close, read_end)
+            stack.callback(close_write)
             argv += ["-dec", f"0:{int(hash_stream)}", "-filter_complex", "[dec:0]null[hashed]"]
-            argv += [
-                "-map",
-                "[hashed]",
-                "-f",
-                "streamhash",
-                "-hash",
-                "sha256",
-                "-y",
-                str(hash_file),
-            ]
+            argv += ["-map", "[hashed]", "-c", "rawvideo", "-f", "rawvideo", f"pipe:{write_end}"]
         stream_hash: str | None = None
+
+        async def run() -> SandboxResult:
+            extra = (write_end,) if hash_stream is not None else ()
+            try:
+                return await run_sandboxed(
+                    argv,
+                    limits,
+                    pass_fds=(*fds, *extra),
+                    on_stdout_line=on_line,
+                    keep_stdout=False,
+                )
+            finally:
+                close_write()  # our copy: the reader sees EOF once ffmpeg exits
+
+        async def read_hashed() -> None:
+            stream = trio.lowlevel.FdStream(os.dup(read_end))
+            async with stream:
+                while chunk := await stream.receive_some(1 << 20):
+                    digest.update(chunk)
+
         try:
-            result = await run_sandboxed(
-                argv, limits, pass_fds=fds, on_stdout_line=on_line, keep_stdout=False
-            )
+            outcome: dict[str, SandboxResult] = {}
+
+            async def run_into() -> None:
+                outcome["result"] = await run()
+
+            if hash_stream is None:
+                await run_into()
+            else:
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(read_hashed)
+                        nursery.start_soon(run_into)
+                except BaseExceptionGroup as group:
+                    error = first_error(group)
+                    if isinstance(error, trio.Cancelled):
+                        raise
+                    raise error from None
+            result = outcome["result"]
             if result.returncode != 0:
                 raise failure(result, limits)
             if hash_stream is not None:
-                line = hash_file.read_text().strip()
-                _, _, stream_hash = line.partition(",")[2].partition(",")
-                if not stream_hash.startswith("SHA256="):
-                    raise RenderFailed(f"unexpected loopback streamhash output {line[:80]!r}")
+                stream_hash = f"SHA256={digest.hexdigest()}"
             if tmp.exists():
                 tmp.replace(output)
         finally:
             tmp.unlink(missing_ok=True)
-            hash_file.unlink(missing_ok=True)
     return RunReport(
         seconds=result.seconds,
         frames=frames,
