@@ -145,4 +145,4 @@ def test_idle_daemons_do_not_spin(five: list[DaemonProcess]) -> None:
     before = [sum(p.cpu_times()[:2]) for p in procs]
     time.sleep(3)
     used = [sum(p.cpu_times()[:2]) - b for p, b in zip(procs, before, strict=True)]
-    assert max(used) < 1.0, f"CPU seconds used in 3 s of idling: {used}"
+    assert max(used) < 1.5, f"CPU seconds used in 3 s of idling: {used}"  # a spin uses ~3
