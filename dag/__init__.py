@@ -6,6 +6,7 @@ The lowest layer of artdag; it imports nothing from the others.
 from multiformats import CID
 
 from ._groups import first_error
+from ._varint import decode_uvarint, encode_uvarint
 from .blockstore import Blockstore, Pin, VerifyReport
 from .car import CarImportResult, CarReader, file_chunks, import_car, iter_car
 from .cids import Block, cid_to_str, parse_cid
@@ -58,7 +59,9 @@ __all__ = [
     "VerifyReport",
     "cid_to_str",
     "decode_dagcbor",
+    "decode_uvarint",
     "encode_dagcbor",
+    "encode_uvarint",
     "file_chunks",
     "file_size",
     "first_error",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,8 @@ def _namespace_problem() -> str | None:
 def test_two_daemons_find_each_other_by_mdns(tmp_path: Path) -> None:
     problem = _namespace_problem()
     if problem is not None:
+        if os.environ.get("CI"):  # CI runs as root with util-linux and iproute2 installed
+            pytest.fail(f"mDNS test cannot run in CI: {problem}")
         pytest.skip(problem)
     command = f'{SETUP} && exec "$@"'
     proc = subprocess.run(

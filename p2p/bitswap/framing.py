@@ -13,6 +13,8 @@ from collections import deque
 
 from libp2p.abc import INetStream
 
+from dag import encode_uvarint
+
 from .errors import MessageError
 
 __all__ = ["FrameReader", "frame"]
@@ -22,13 +24,7 @@ _READ_SIZE = 32 << 20  # more than Yamux ever buffers: take all it has
 
 def frame(payload: bytes) -> bytes:
     """``payload`` with its uvarint length in front."""
-    n = len(payload)
-    head = bytearray()
-    while n > 0x7F:
-        head.append((n & 0x7F) | 0x80)
-        n >>= 7
-    head.append(n)
-    return bytes(head) + payload
+    return encode_uvarint(len(payload)) + payload
 
 
 class FrameReader:

@@ -41,7 +41,7 @@ from typing import Any
 
 from multiformats import multicodec, multihash
 
-from dag import CID, Block
+from dag import CID, Block, encode_uvarint
 from dag.errors import DagError
 
 from .errors import MessageError
@@ -340,16 +340,12 @@ def _int32(value: int) -> int:
 # -- protobuf primitives ---------------------------------------------------------------------
 
 
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+_uvarint = encode_uvarint
 
 
 def _read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """A protobuf varint: up to 10 bytes (dag's multiformats varints stop at 9), since Go
+    encodes a negative int32 as ten."""
     value = shift = 0
     end = len(buf)
     while pos < end:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from multiformats import varint
-
-from dag import CodecError, decode_dagcbor, encode_dagcbor
+from dag import CodecError, decode_dagcbor, encode_dagcbor, encode_uvarint
 
 from .chain import RepoError
 
@@ -73,7 +71,7 @@ async def write_frame(stream: _Stream, value: Any, max_bytes: int = MAX_FRAME_BY
     data = encode_dagcbor(value)
     if len(data) > max_bytes:
         raise RepoError(f"heads exchange: frame of {len(data)} bytes exceeds {max_bytes}")
-    await stream.write(varint.encode(len(data)) + data)
+    await stream.write(encode_uvarint(len(data)) + data)
 
 
 def _heads_list(value: Any, what: str) -> list[Any]:
