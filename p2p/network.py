@@ -237,6 +237,13 @@ class Network:
             raise P2PError("the network is not running")
         return await self.bitswap.fetch_dag(cid, progress=progress, timeout=block_timeout)
 
+    async def get_block(self, cid: CID, *, timeout: float = 60.0) -> bytes:
+        """One block (from the store, else from peers), checked against its CID; unlike
+        :meth:`get`, its links are not followed."""
+        if self.bitswap is None:
+            raise P2PError("the network is not running")
+        return await self.bitswap.get_block(cid, timeout=timeout)
+
     async def provide(self, cid: CID) -> bool:
         if self.discovery is None:
             return False

@@ -70,6 +70,7 @@ def make_provenance_record(
     steps: Iterable[CID] | None = None,
     node: str | None = None,
     renderer: str | None = None,
+    infrastructure: Iterable[str] | None = None,
     created: str | None = None,
 ) -> dict[str, Any]:
     """An unsigned ``provenance`` record: ``output`` was made from ``inputs`` by this software."""
@@ -89,6 +90,7 @@ def make_provenance_record(
         steps=None if steps is None else list(steps),
         node=node,
         renderer=renderer,
+        infrastructure=sorted(set(infrastructure)) if infrastructure else None,
     )
     validate_record(record)
     return record

@@ -65,6 +65,8 @@ _PROVENANCE: dict[str, Field] = {
     "software": MapOf(Text(1, 128), key=Text(1, 64), max_entries=64),  # {"artdag": "0.1.0"}
     "node": Text(1, 128, optional=True),  # id of the node (machine) that rendered
     "renderer": DidKey(optional=True),
+    # volunteers whose accepted receipts made steps of this output (render infrastructure)
+    "infrastructure": ListOf(DidKey(), max_items=256, optional=True),
     "created": Timestamp(),
 }
 
@@ -160,6 +162,109 @@ _CLAIM_ANNOUNCE: dict[str, Field] = {  # a pointer to a claim record; `claim` ar
     "subject": Link(optional=True),  # the claimed asset, if the announcer names it
 }
 
+# -- the render market (renderer/market, daemon/market_service): /artdag/1/jobs -------------
+# A requester gossips a ``job`` per step; volunteers answer with an ``offer`` (or a ``decline``
+# naming the policy rule that refuses it); the requester grants a ``lease`` of one replica slot
+# until ``expires`` and renews it on each ``heartbeat``; the volunteer publishes a ``result``
+# carrying its signed ``receipt`` inline, or a ``release`` if it cannot take the slot after
+# all; ``job-close`` ends the job for everyone (with the accepted output when it is done).
+# Who may sign what (requester: job, lease, job-close; the lease's volunteer: heartbeat,
+# result, release) is checked by the state machines, which know the job.
+_JOB_ID = Text(16, 64, pattern=r"[0-9a-f]+")
+_SLOT = Integer(0, 15)
+_JOB_INPUT = Struct(
+    {
+        "cid": Link(),  # the content to fetch
+        "id": Link(),  # its identity in cache ids: the content CID, or the cache id making it
+        "kind": OneOf("media", "beats"),
+        "bytes": Integer(0),
+        "duration_ms": Integer(0, optional=True),  # logical duration computed upstream
+    }
+)
+_JOB: dict[str, Field] = {
+    "version": OneOf(1),
+    **_ENVELOPE,
+    "job": _JOB_ID,
+    "step": Text(1, 128),  # the recipe step, for people reading `artdag jobs`
+    "cache_id": Link(["dag-cbor"]),
+    "operation": _NAME,
+    "effect": Link(["dag-cbor"]),
+    "params": MapOf(max_entries=64),
+    "format": Text(1, 64),
+    "inputs": ListOf(_JOB_INPUT, min_items=1, max_items=16),
+    "replicas": Integer(1, 9),
+    "deadline": Timestamp(),
+    "caps": Struct(
+        {
+            "cpu_seconds": Integer(1),
+            "memory_bytes": Integer(1),
+            "timeout_s": Integer(1),
+        }
+    ),
+    "open": ListOf(_SLOT, max_items=16, optional=True),  # slots open now (re-announcements)
+}
+_OFFER: dict[str, Field] = {
+    "version": OneOf(1),
+    **_ENVELOPE,
+    "job": _JOB_ID,
+    "requester": DidKey(),
+    "capacity": Integer(1, 64),  # jobs the volunteer runs at once
+}
+_DECLINE: dict[str, Field] = {
+    "version": OneOf(1),
+    **_ENVELOPE,
+    "job": _JOB_ID,
+    "requester": DidKey(),
+    "reason": Text(1, 300),
+}
+_LEASE: dict[str, Field] = {
+    "version": OneOf(1),
+    **_ENVELOPE,
+    "job": _JOB_ID,
+    "slot": _SLOT,
+    "volunteer": DidKey(),
+    "expires": Timestamp(),
+}
+_HEARTBEAT: dict[str, Field] = {
+    "version": OneOf(1),
+    **_ENVELOPE,
+    "job": _JOB_ID,
+    "slot": _SLOT,
+    "requester": DidKey(),
+    "frames": Integer(0),
+}
+_RESULT: dict[str, Field] = {
+    "version": OneOf(1),
+    **_ENVELOPE,
+    "job": _JOB_ID,
+    "slot": _SLOT,
+    "requester": DidKey(),
+    "receipt": Link(["dag-cbor"]),
+    "duration_ms": Integer(0, optional=True),
+    "blocks": ListOf(Bytes(), max_items=2, optional=True),  # the receipt, checked by CID
+}
+_RELEASE: dict[str, Field] = {
+    "version": OneOf(1),
+    **_ENVELOPE,
+    "job": _JOB_ID,
+    "slot": _SLOT,
+    "requester": DidKey(),
+    "reason": Text(1, 300),
+}
+_JOB_CLOSE: dict[str, Field] = {
+    "version": OneOf(1),
+    **_ENVELOPE,
+    "job": _JOB_ID,
+    "status": OneOf("done", "failed", "cancelled"),
+    "cache_id": Link(["dag-cbor"]),
+    "output": Link(optional=True),  # when done: the accepted output ...
+    "content_key": Text(1, 128, optional=True),  # ... its decoded-content key ...
+    "duration_ms": Integer(0, optional=True),
+    "kind": OneOf("media", "beats", optional=True),
+    "receipts": ListOf(Link(["dag-cbor"]), max_items=16, optional=True),  # ... and who agreed
+    "reason": Text(1, 300, optional=True),
+}
+
 RECORD_TYPES: dict[str, dict[str, Field]] = {
     "asset": _ASSET,
     "provenance": _PROVENANCE,
@@ -169,4 +274,12 @@ RECORD_TYPES: dict[str, dict[str, Field]] = {
     "effect": _EFFECT,
     "recipe": _RECIPE,
     "receipt": _RECEIPT,
+    "job": _JOB,
+    "offer": _OFFER,
+    "decline": _DECLINE,
+    "lease": _LEASE,
+    "heartbeat": _HEARTBEAT,
+    "result": _RESULT,
+    "release": _RELEASE,
+    "job-close": _JOB_CLOSE,
 }

@@ -5,7 +5,16 @@ from __future__ import annotations
 from .scores import PeerScores, PeerStats
 from .service import Delivered, Gossip, GossipError
 from .settings import DEFAULT_SETTINGS, GossipSettings
-from .topics import CLAIMS, DEFAULT_TOPICS, HEADS, envelope, make_claim_announce, make_head_message
+from .topics import (
+    CLAIMS,
+    DEFAULT_TOPICS,
+    HEADS,
+    JOBS,
+    MARKET_TYPES,
+    envelope,
+    make_claim_announce,
+    make_head_message,
+)
 from .validation import REJECT_REASONS, Accept, DuplicateCache, Reject, TopicSpec, validate
 
 __all__ = [
@@ -13,6 +22,8 @@ __all__ = [
     "DEFAULT_SETTINGS",
     "DEFAULT_TOPICS",
     "HEADS",
+    "JOBS",
+    "MARKET_TYPES",
     "REJECT_REASONS",
     "Accept",
     "Delivered",

@@ -1,12 +1,8 @@
 """The gossip topics artdag speaks, and builders for the signed envelopes they carry.
 
-A topic is one :class:`TopicSpec` in :data:`DEFAULT_TOPICS`; adding one (render jobs, leases,
-receipts) means adding its record type to ``provenance/record_types.py`` (with the ``topic``,
-``created`` and ``nonce`` envelope fields), a spec here, and a builder if callers need one.
-Example, when the ``job`` record type exists::
-
-    JOBS = TopicSpec("/artdag/1/jobs", max_bytes=16 * 1024, accepted_types=frozenset({"job"}),
-                     max_age_s=600)
+A topic is one :class:`TopicSpec` in :data:`DEFAULT_TOPICS`; adding one means adding its
+record types to ``provenance/record_types.py`` (with the ``topic``, ``created`` and ``nonce``
+envelope fields), a spec here, and a builder if callers need one (:func:`envelope` makes any).
 """
 
 from __future__ import annotations
@@ -25,6 +21,8 @@ __all__ = [
     "CLAIMS",
     "DEFAULT_TOPICS",
     "HEADS",
+    "JOBS",
+    "MARKET_TYPES",
     "envelope",
     "make_claim_announce",
     "make_head_message",
@@ -54,7 +52,20 @@ CLAIMS = TopicSpec(
 )
 """An ownership claim was made: ``{claim, subject?}``; the ``claim`` record type comes later."""
 
-DEFAULT_TOPICS: tuple[TopicSpec, ...] = (HEADS, CLAIMS)
+MARKET_TYPES = frozenset(
+    {"job", "offer", "decline", "lease", "heartbeat", "result", "release", "job-close"}
+)
+JOBS = TopicSpec(
+    "/artdag/1/jobs",
+    max_bytes=16 * 1024,
+    accepted_types=MARKET_TYPES,
+    max_age_s=120,
+)
+"""The render market: jobs, offers, leases, heartbeats, results (with their signed receipt
+inline) and job closes. Who may send which message for a job is the market's business
+(``renderer.market``); here each message only has to be well formed, fresh and signed."""
+
+DEFAULT_TOPICS: tuple[TopicSpec, ...] = (HEADS, CLAIMS, JOBS)
 
 
 def envelope(type_name: str, topic: TopicSpec | str, **payload: Any) -> dict[str, Any]:
