@@ -29,7 +29,7 @@ from provenance import Identity, sign_record
 
 from .beats import ANALYSIS_RATE, beats_record, detect_beats, read_beats_record
 from .content_key import content_key
-from .effects import BEATS, effect_cid
+from .effects import BEATS, effect_by_name, effect_cid
 from .errors import RenderError
 from .jobs import JobInput, build_job_graph
 from .limits import Limits
@@ -81,8 +81,12 @@ class Executor:
         parallel: int = 2,
         fuse: bool = False,
         import_params: ImportParams | None = None,
+        fault: str | None = None,
     ) -> None:
+        if fault not in (None, "wrong-output"):
+            raise ValueError(f"unknown test fault {fault!r}")
         self.store, self.cache, self.identity, self.limits = store, cache, identity, limits
+        self.fault = fault  # test only: "wrong-output" renders a brightened picture
         self.workdir = Path(workdir)
         self.limiter = trio.CapacityLimiter(max(1, parallel))
         self.fuse = fuse
@@ -145,6 +149,17 @@ class Executor:
         order = list(plan.steps)
         result.rendered.sort(key=order.index)
         return result
+
+    async def run_step(
+        self,
+        step: Step,
+        sources: list[CID],
+        known: list[StepOutput | None],
+        progress: FrameProgress | None = None,
+    ) -> StepOutput:
+        """Run one step on inputs already in the store (a volunteer's render of a job).
+        ``known`` gives, per input made by an earlier step, its kind and logical duration."""
+        return await self._run_job([step], sources, known, progress or (lambda n: None))
 
     # -- one job -------------------------------------------------------------------------------
     async def _run_job(
@@ -213,6 +228,8 @@ class Executor:
             )
             frames, duration = report.frames, graph.duration
             hashed = {0: report.stream_hash} if report.stream_hash else None
+            if self.fault == "wrong-output":
+                target, hashed = await self._tamper(target, last, duration), None
             key, out_cid = await self._key_and_import(target, hashed)
             kind = "media"
             self._files[cid_to_str(out_cid)] = target
@@ -244,6 +261,26 @@ class Executor:
         )
         await trio.to_thread.run_sync(self.cache.put, entry)
         return StepOutput(out_cid, kind, key, block.cid, False, duration)
+
+    async def _tamper(self, target: Path, last: Step, duration: float | None) -> Path:
+        """Test only (``artdag daemon --test-fault wrong-output``): the honest output run once
+        more through a brightness shift, as a faulty or lying volunteer would deliver."""
+        colour = effect_by_name("colour")
+        step = Step(
+            "fault", "fault", colour, {**colour.defaults(), "brightness": 0.3},
+            (last.cache_id,), last.cache_id, last.final,
+        )  # fmt: skip
+        info = await probe(target, self.limits)
+        graph = build_job_graph([step], [JobInput(target, info, duration)])
+        tampered = target.with_name(f"fault-{target.name}")
+        await run_ffmpeg(
+            inputs=graph.inputs,
+            filter_graph=graph.filter_graph,
+            output_args=graph.output_args,
+            output=tampered,
+            limits=self.limits,
+        )
+        return tampered
 
     async def _key_and_import(
         self, target: Path, known: dict[int, str] | None = None

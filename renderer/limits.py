@@ -11,8 +11,9 @@ to exhaust the machine (FACTS "ffmpeg and rendering": a 199 kB MP4 of 8192x8192 
 - caps enforced while ffmpeg runs (see ``renderer.sandbox``): ``-max_alloc`` (largest single
   allocation), ``RLIMIT_AS`` (``memory_bytes``), ``RLIMIT_CPU`` (``cpu_seconds``),
   ``RLIMIT_NOFILE``, ``RLIMIT_FSIZE`` and ``-fs`` (``max_output_bytes``), ``-t``
-  (``max_output_seconds``), a wall-clock kill (``timeout_s``), and the pinned thread count
-  and CPU flags that make renders reproducible.
+  (``max_output_seconds``), a wall-clock kill (``timeout_s``), a lower scheduling priority
+  (``niceness``, for volunteers lending spare CPU), and the pinned thread count and CPU flags
+  that make renders reproducible.
 
 Defaults suit a home machine rendering up to 4K: the biggest legit single allocation is a
 4096x2160 frame in a 16-bit RGBA format (~70 MB), under ``max_alloc`` = 128 MiB, while an
@@ -105,11 +106,15 @@ class Limits:
     threads: int = 1
     require_isolation: bool = True
     cpuflags: str = "mmx+mmxext+sse+sse2"
+    niceness: int = 0  # added to the caller's nice value (nice -n) when > 0; a volunteer's 10
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+            if field.name == "niceness":
+                if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 19:
+                    raise ValueError(f"renderer limit 'niceness' must be 0..19, got {value!r}")
+            elif isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
                 raise ValueError(f"renderer limit {field.name!r} must be positive, got {value!r}")
 
     @classmethod

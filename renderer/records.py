@@ -103,8 +103,10 @@ def make_render_provenance(
     parameters: Mapping[str, Any],
     steps: Iterable[CID],
     renderer: str,
+    infrastructure: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The ``provenance`` record of a render's output."""
+    """The ``provenance`` record of a render's output (``infrastructure``: the volunteers
+    whose receipts were accepted for its steps)."""
     return make_provenance_record(
         output=output,
         inputs=list(dict.fromkeys(inputs)),
@@ -115,4 +117,5 @@ def make_render_provenance(
         software=software_versions(),
         node=hardware_description(),
         renderer=renderer,
+        infrastructure=list(infrastructure) or None,
     )

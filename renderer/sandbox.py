@@ -21,6 +21,8 @@ C program with a long history of parser bugs. The guardrails, each answering an 
   the whole process group (``RenderTimeout``); so does cancelling the caller's trio scope.
   ``prlimit`` (util-linux, like ``unshare``) rather than a ``preexec_fn``: it runs no Python in
   the forked child (unsafe with threads) and the limits are visible in the argv we record.
+  With ``Limits.niceness`` > 0 the process also runs under ``nice -n N`` (a volunteer's
+  renders yield the CPU to its owner's work), for the same reasons.
 - **Reproducible.** One ffmpeg build, ``-threads``/``-filter_complex_threads`` pinned,
   ``-cpuflags`` pinned, exact swscale flags at the head of the graph (``-sws_flags`` is ignored
   with ``-filter_complex``), bitexact muxing and no metadata/chapters copied.
@@ -169,10 +171,11 @@ async def isolation_prefix() -> tuple[tuple[str, ...], str]:
 
 
 def _rlimit_prefix(limits: Limits, fsize: int) -> list[str]:
+    """``prlimit`` with the rlimits, then ``nice -n N`` when ``limits.niceness`` > 0."""
     prlimit = shutil.which("prlimit")
     if prlimit is None:
         raise SandboxUnavailable("the prlimit command (util-linux) is not installed")
-    return [
+    prefix = [
         prlimit,
         f"--as={limits.memory_bytes}",
         f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 5}",
@@ -181,6 +184,12 @@ def _rlimit_prefix(limits: Limits, fsize: int) -> list[str]:
         "--core=0",
         "--",
     ]
+    if limits.niceness > 0:
+        nice = shutil.which("nice")
+        if nice is None:
+            raise SandboxUnavailable("the nice command (coreutils) is not installed")
+        prefix += [nice, "-n", str(limits.niceness)]
+    return prefix
 
 
 # ---- running one process ---------------------------------------------------------------

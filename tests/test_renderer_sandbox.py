@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from pathlib import Path
 
 import psutil
@@ -445,3 +446,23 @@ def test_probe_parser_reads_only_the_input_header() -> None:
     # A stream line out of order (a forged one) refuses the input.
     with pytest.raises(InputRefused, match="probe output not understood"):
         parse_probe_output(Path("x.mkv"), 10, PROBE_STDERR, "")
+
+
+async def test_sandbox_runs_at_the_limits_niceness() -> None:
+    """``Limits.niceness`` puts every sandboxed process under ``nice -n N``: the kernel's own
+    view of the exec'd process (field 19 of /proc/self/stat) shows the raised nice value."""
+
+    def nice_of(stat: bytes) -> int:
+        return int(stat.decode().rsplit(")", 1)[1].split()[16])
+
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    niced = await run_sandboxed(["/bin/cat", "/proc/self/stat"], Limits(niceness=7))
+    assert niced.returncode == 0
+    assert nice_of(niced.stdout) == min(19, ours + 7)
+    assert niced.argv[-5:-2] == (shutil.which("nice"), "-n", "7")
+    plain = await run_sandboxed(["/bin/cat", "/proc/self/stat"], LIMITS)
+    assert nice_of(plain.stdout) == ours
+    assert not any(arg.endswith("/nice") for arg in plain.argv)
+    with pytest.raises(ValueError, match="'niceness'"):
+        Limits(niceness=20)
+    assert Limits.from_mapping({"niceness": 0}).niceness == 0
