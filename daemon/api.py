@@ -18,7 +18,9 @@ from dag import cid_to_str, parse_cid
 from p2p.errors import P2PError
 from provenance import ProvenanceError
 
+from .api_market import add_market_routes
 from .api_p2p import add_p2p_routes
+from .api_render import RenderRequestError, add_render_routes
 from .node import Node
 
 __all__ = ["create_app"]
@@ -38,6 +40,7 @@ _STATUS_FOR_ERROR: dict[type[Exception], int] = {
     ProvenanceError: 422,
     dag.StoreError: 503,
     P2PError: 502,
+    RenderRequestError: 400,
 }
 
 
@@ -129,4 +132,6 @@ def create_app(node: Node, token: str) -> QuartTrio:
         return jsonify({"cid": cid_to_str(parse_cid(cid)), "record": dag.to_jsonable(record)})
 
     add_p2p_routes(app, node)
+    add_market_routes(app, node, trust_after=node.config.trust_after)
+    add_render_routes(app, node)
     return app

@@ -307,6 +307,19 @@ def verify(ctx: click.Context, repair: bool) -> None:
     go()
 
 
+def _daemon_logging() -> None:
+    """artdag's own log lines on stderr at INFO (``ARTDAG_LOG_LEVEL`` changes it); other
+    libraries' at WARNING."""
+    import logging
+
+    level = os.environ.get("ARTDAG_LOG_LEVEL", "INFO").upper()
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("artdag").setLevel(getattr(logging, level, logging.INFO))
+
+
 @main.command()
 @click.option("--host", help="Address for the HTTP server (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port for the HTTP server (default 8200).")
@@ -315,6 +328,12 @@ def verify(ctx: click.Context, repair: bool) -> None:
 )
 @click.option("--bootstrap", multiple=True, help="Peer to dial at start: /ip4/.../tcp/N/p2p/ID.")
 @click.option("--p2p/--no-p2p", default=None, help="Run the libp2p network (default: on).")
+@click.option(
+    "--volunteer/--no-volunteer",
+    default=None,
+    help="Render other people's jobs within the [volunteer] policy (default: off).",
+)
+@click.option("--test-fault", type=click.Choice(["wrong-output"]), hidden=True)
 @click.pass_context
 def daemon(
     ctx: click.Context,
@@ -323,6 +342,8 @@ def daemon(
     listen: tuple[str, ...],
     bootstrap: tuple[str, ...],
     p2p: bool | None,
+    volunteer: bool | None,
+    test_fault: str | None,
 ) -> None:
     """Run the daemon: HTTP API and the libp2p network (rendering and federation as they land)."""
     from .runtime import Ready, run_daemon
@@ -335,9 +356,12 @@ def daemon(
             listen=list(listen) or None,
             bootstrap=list(bootstrap) or None,
             p2p=p2p,
+            volunteer=volunteer,
         )
     except ConfigError as exc:
         fail(str(exc))
+    if (config.volunteer or test_fault) and not config.p2p:
+        fail("--volunteer needs the p2p network (it is off: [p2p] enabled = false or --no-p2p)")
     if not config.is_loopback:
         click.echo(f"warning: the API listens on {config.host}, not only this machine", err=True)
 
@@ -349,9 +373,11 @@ def daemon(
                 click.echo(f"p2p address: {addr}", err=True)
         click.echo(f"API token: {config.token_path}", err=True)
 
+    _daemon_logging()
+
     @_run
     async def go() -> None:
-        await run_daemon(config, ready)
+        await run_daemon(config, ready, fault=test_fault)
         click.echo("artdag daemon stopped", err=True)
 
     go()
@@ -380,8 +406,10 @@ def record_verify(ctx: click.Context, cid: str) -> None:
 
 
 # Commands of later layers live in their own modules; each adds itself to the group here.
+from .cli_market import register as _register_market  # noqa: E402
 from .cli_p2p import register as _register_p2p  # noqa: E402
 from .cli_render import register as _register_render  # noqa: E402
 
 _register_p2p(main)
 _register_render(main)
+_register_market(main)

@@ -133,6 +133,18 @@ def register(main: click.Group) -> None:
     @click.option("--input", "inputs", multiple=True, help="NAME=CID: bind a recipe input.")
     @click.option("--param", "params", multiple=True, help="NODE.PARAM=VALUE: override one.")
     @click.option("--fuse/--no-fuse", default=False, help="Run linear chains as one ffmpeg graph.")
+    @click.option(
+        "--remote",
+        is_flag=True,
+        help="Render on volunteers of the network, through the running daemon.",
+    )
+    @click.option(
+        "--replicas", type=click.IntRange(1, 9), help="With --remote: independent renders per step."
+    )
+    @click.option(
+        "--verify", is_flag=True, help="With --remote: render again even if the network has it."
+    )
+    @click.option("--deadline", type=float, help="With --remote: give up after this many seconds.")
     @click.pass_context
     def render(
         ctx: click.Context,
@@ -140,11 +152,20 @@ def register(main: click.Group) -> None:
         inputs: tuple[str, ...],
         params: tuple[str, ...],
         fuse: bool,
+        remote: bool,
+        replicas: int | None,
+        verify: bool,
+        deadline: float | None,
     ) -> None:
         """Render RECIPE (a CID or a YAML file); print the output CID last."""
         from dag import cid_to_str
 
         bound, overrides = _pairs(inputs, "input"), _pairs(params, "param")
+        if remote:
+            _render_remote(ctx, recipe, bound, overrides, replicas, verify, deadline)
+            return
+        if replicas or verify or deadline:
+            raise click.UsageError("--replicas, --verify and --deadline go with --remote")
 
         @_run
         async def go() -> None:
@@ -178,3 +199,54 @@ def register(main: click.Group) -> None:
                 click.echo(line)
 
         go()
+
+
+def _render_remote(
+    ctx: click.Context,
+    recipe: str,
+    inputs: dict[str, str],
+    params: dict[str, str],
+    replicas: int | None,
+    verify: bool,
+    deadline: float | None,
+) -> None:
+    """``artdag render --remote``: the daemon publishes the steps as jobs; show step progress."""
+    import os
+
+    from .cli import _guarded, fail
+    from .client import DaemonClient
+    from .progress import block_progress
+
+    if os.path.exists(recipe):  # a YAML file: the daemon reads it by absolute path
+        recipe = os.path.abspath(recipe)
+    body: dict[str, Any] = {"recipe": recipe, "inputs": inputs, "params": params, "verify": verify}
+    if replicas is not None:
+        body["replicas"] = replicas
+    if deadline is not None:
+        body["deadline"] = deadline
+
+    @_guarded
+    def go() -> None:
+        client = DaemonClient.for_config(ctx.obj["config"])
+        done: dict[str, Any] | None = None
+        with block_progress("rendering on the network (steps)") as update:
+            for event in client.stream("POST", "/api/v1/render", json=body):
+                if "error" in event:
+                    fail(event["error"])
+                if "done" in event:
+                    done = event["done"]
+                    break
+                update(event.get("finished", 0), event.get("steps", 0))
+                if "status" in event and not sys.stderr.isatty():
+                    click.echo(f"step {event['step']}: {event['status']}", err=True)
+        if done is None:
+            fail("the daemon closed the render stream without a result")
+        click.echo(
+            f"rendered {len(done['rendered'])} step(s) remotely or locally, "
+            f"{len(done['cached'])} reused, in {done['seconds']:.2f} s; provenance "
+            f"{done['provenance']}; content key {done['content_key']}",
+            err=True,
+        )
+        click.echo(done["output"])
+
+    go()

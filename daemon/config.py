@@ -7,11 +7,14 @@ command-line flags. Every bad value is reported with the key or variable that ho
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from renderer.market.policy import PolicyError, VolunteerPolicy
 
 __all__ = ["Config", "ConfigError", "load_config", "default_home", "ENVIRONMENT"]
 
@@ -49,6 +52,25 @@ class Config:
     mdns: bool = True
     dht: bool = True
     max_fetch_inflight: int = 32
+    # [volunteer] (this daemon renders steps for others; see renderer.market.policy)
+    volunteer: bool = False
+    volunteer_max_jobs: int = 1
+    volunteer_niceness: int = 10
+    volunteer_cpu_share: float = 0.5
+    volunteer_hours: tuple[str, ...] = ()
+    volunteer_idle_load: float = 0.8
+    volunteer_allowed_effects: tuple[str, ...] = ()  # empty: every built-in effect
+    volunteer_max_input_bytes: int = 2 << 30
+    volunteer_max_input_seconds: float = 600.0
+    # [market] (this daemon as a requester of renders)
+    market_replicas: int = 1
+    lease_seconds: float = 20.0
+    heartbeat_seconds: float = 5.0
+    market_deadline_seconds: float = 1800.0
+    offer_wait_seconds: float = 60.0
+    market_adaptive: bool = True
+    trust_after: int = 10
+    spot_check: float = 0.1
 
     @property
     def config_path(self) -> Path:
@@ -86,6 +108,20 @@ class Config:
         except ValueError:
             return self.host == "localhost"
 
+    def volunteer_policy(self) -> VolunteerPolicy:
+        """The ``[volunteer]`` section as the market's policy (raises PolicyError if bad;
+        ``load_config`` has already checked it)."""
+        return VolunteerPolicy(
+            max_jobs=self.volunteer_max_jobs,
+            niceness=self.volunteer_niceness,
+            cpu_share=self.volunteer_cpu_share,
+            hours=self.volunteer_hours,
+            idle_load=self.volunteer_idle_load,
+            allowed_effects=frozenset(self.volunteer_allowed_effects) or None,
+            max_input_bytes=self.volunteer_max_input_bytes,
+            max_input_seconds=self.volunteer_max_input_seconds,
+        )
+
     def to_toml(self) -> dict[str, dict[str, Any]]:
         return {
             section: {key: getattr(self, attr) for key, attr in keys.items()}
@@ -111,6 +147,27 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "dht": "dht",
         "max_fetch_inflight": "max_fetch_inflight",
     },
+    "volunteer": {
+        "enabled": "volunteer",
+        "max_jobs": "volunteer_max_jobs",
+        "niceness": "volunteer_niceness",
+        "cpu_share": "volunteer_cpu_share",
+        "hours": "volunteer_hours",
+        "idle_load": "volunteer_idle_load",
+        "allowed_effects": "volunteer_allowed_effects",
+        "max_input_bytes": "volunteer_max_input_bytes",
+        "max_input_seconds": "volunteer_max_input_seconds",
+    },
+    "market": {
+        "replicas": "market_replicas",
+        "lease_seconds": "lease_seconds",
+        "heartbeat_seconds": "heartbeat_seconds",
+        "deadline_seconds": "market_deadline_seconds",
+        "offer_wait_seconds": "offer_wait_seconds",
+        "adaptive": "market_adaptive",
+        "trust_after": "trust_after",
+        "spot_check": "spot_check",
+    },
 }
 
 # environment variable -> Config attribute
@@ -131,7 +188,18 @@ ENVIRONMENT: dict[str, str] = {
     "ARTDAG_BOOTSTRAP": "bootstrap",
     "ARTDAG_MDNS": "mdns",
     "ARTDAG_DHT": "dht",
+    "ARTDAG_VOLUNTEER": "volunteer",
+    "ARTDAG_MAX_JOBS": "volunteer_max_jobs",
+    "ARTDAG_IDLE_LOAD": "volunteer_idle_load",
+    "ARTDAG_ALLOWED_EFFECTS": "volunteer_allowed_effects",
+    "ARTDAG_REPLICAS": "market_replicas",
+    "ARTDAG_LEASE_SECONDS": "lease_seconds",
+    "ARTDAG_HEARTBEAT_SECONDS": "heartbeat_seconds",
+    "ARTDAG_OFFER_WAIT_SECONDS": "offer_wait_seconds",
 }
+
+# [volunteer] policy key -> Config attribute (for naming the key of a PolicyError)
+_POLICY_ATTRS = {key: attr for key, attr in _SECTIONS["volunteer"].items() if key != "enabled"}
 
 _TYPES = {f.name: f.type for f in fields(Config)}
 
@@ -155,12 +223,22 @@ def _coerce(attr: str, value: Any, where: str) -> Any:
             return value
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if kind == "int":
-        if isinstance(value, bool):
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         try:
             return int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if kind == "float":
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
     return value.strip()
@@ -195,6 +273,27 @@ def _check(config: Config, where: dict[str, str]) -> Config:
         raise bad("max_fetch_inflight", f"expected 1..1024, got {config.max_fetch_inflight}")
     if not config.user.replace("_", "").replace("-", "").replace(".", "").isalnum():
         raise bad("user", f"expected letters, digits, '-', '_' or '.', got {config.user!r}")
+    try:
+        config.volunteer_policy()
+    except PolicyError as exc:
+        raise bad(_POLICY_ATTRS[exc.key], exc.detail) from None
+    if not 1 <= config.market_replicas <= 9:
+        raise bad("market_replicas", f"expected 1..9, got {config.market_replicas}")
+    if config.lease_seconds < 2:
+        raise bad("lease_seconds", f"expected at least 2 seconds, got {config.lease_seconds:g}")
+    if not 0 < config.heartbeat_seconds < config.lease_seconds / 2:
+        raise bad(
+            "heartbeat_seconds",
+            f"expected more than 0 and less than half of lease_seconds "
+            f"({config.lease_seconds:g}), got {config.heartbeat_seconds:g}",
+        )
+    for attr in ("market_deadline_seconds", "offer_wait_seconds"):
+        if getattr(config, attr) <= 0:
+            raise bad(attr, f"must be positive, got {getattr(config, attr):g}")
+    if config.trust_after < 1:
+        raise bad("trust_after", f"expected at least 1, got {config.trust_after}")
+    if not 0 <= config.spot_check <= 1:
+        raise bad("spot_check", f"expected a fraction 0..1, got {config.spot_check:g}")
     return config
 
 

@@ -15,7 +15,7 @@ from p2p.network import Network, NetworkInfo
 from .config import Config
 from .node import Node
 
-__all__ = ["start_network"]
+__all__ = ["start_market", "start_network"]
 
 log = logging.getLogger("artdag.daemon")
 
@@ -50,3 +50,32 @@ async def _provide_pins(node: Node, network: Network) -> None:
     """Announce every pinned root on the DHT once at start (new ones are announced as added)."""
     network.provide_soon(*[pin.cid for pin in await node.store.pins()])
     log.debug("queued the pinned roots for the DHT")
+
+
+async def start_market(
+    nursery: trio.Nursery, config: Config, node: Node, *, fault: str | None = None
+) -> None:
+    """Start the render market on the running network (as a volunteer too if configured)."""
+    from .market_service import MarketService, MarketSettings
+    from .market_store import MarketStore
+    from .render_service import RenderService
+
+    assert node.network is not None
+    if node.market_store is None:
+        node.market_store = await trio.to_thread.run_sync(MarketStore, config.index_path)
+    policy = config.volunteer_policy() if config.volunteer else None
+    if fault is not None:
+        log.warning("TEST FAULT %r is on: this volunteer delivers wrong results", fault)
+    market = MarketService(
+        network=node.network,
+        renders=RenderService.for_node(node),
+        store=node.market_store,
+        settings=MarketSettings.from_config(config),
+        workroot=config.home,
+        policy=policy,
+        fault=fault,
+    )
+    await nursery.start(market.run)
+    node.market = market
+    if policy is not None:
+        log.info("volunteering: %s", policy.to_mapping())

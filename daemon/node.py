@@ -33,6 +33,9 @@ from .index import AssetRow, Index
 if TYPE_CHECKING:
     from p2p.network import Network
 
+    from .market_service import MarketService
+    from .market_store import MarketStore
+
 __all__ = ["Node", "open_node", "AddedAsset"]
 
 Progress = Callable[[int], None]
@@ -73,6 +76,8 @@ class Node:
         self.index = index
         self.identity = identity
         self.network: Network | None = None
+        self.market_store: MarketStore | None = None  # jobs, results, volunteer credits
+        self.market: MarketService | None = None  # the render market, when the daemon runs
 
     def attach_network(self, network: Network) -> None:
         """From now on records this node adds are appended to its repo and gossiped."""
@@ -307,6 +312,8 @@ class Node:
     async def aclose(self) -> None:
         await self.store.aclose()
         self.index.close()
+        if self.market_store is not None:
+            self.market_store.close()
 
 
 @asynccontextmanager

@@ -8,7 +8,7 @@ the index's ``records`` table; the step cache lives in the same SQLite file, in 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from renderer import (
     Effect,
     Executor,
     Limits,
+    Plan,
     Recipe,
     RecipeError,
     RenderResult,
@@ -40,9 +41,18 @@ from renderer import (
 
 from .index import Index
 
-__all__ = ["RenderOutcome", "RenderService"]
+__all__ = ["PreparedRender", "RenderOutcome", "RenderService"]
 
 DELIVERY_SUFFIX, DELIVERY_MIME = "mp4", "video/mp4"  # the planner's delivery format
+
+
+@dataclass(frozen=True)
+class PreparedRender:
+    recipe_cid: CID
+    recipe: Recipe
+    overrides: Mapping[str, Any]
+    sources: Mapping[str, CID]
+    plan: Plan
 
 
 @dataclass(frozen=True)
@@ -164,16 +174,13 @@ class RenderService:
         return value
 
     # -- rendering -------------------------------------------------------------------------
-    async def render(
+    async def prepare(
         self,
         ref: str,
         inputs: Mapping[str, str | CID],
         params: Mapping[str, Any] | None = None,
-        *,
-        fuse: bool = False,
-        progress: Callable[[int], None] | None = None,
-    ) -> RenderOutcome:
-        """Render a recipe (CID or YAML path) on inputs bound by name; sign its provenance."""
+    ) -> PreparedRender:
+        """Load the recipe (CID or YAML path), apply overrides, bind inputs and plan it."""
         await self._store_effects()
         recipe_cid, recipe = await self.load_recipe(ref)
         overrides = {
@@ -185,30 +192,57 @@ class RenderService:
             if not await self.store.has(cid):
                 raise RecipeError(f"input {name!r}: {cid_to_str(cid)} is not in the store")
         plan = plan_recipe(recipe, sources)
+        return PreparedRender(recipe_cid, recipe, overrides, sources, plan)
+
+    def workdir(self, prefix: str = "render-") -> tempfile.TemporaryDirectory[str]:
         root = self.workroot / "render-tmp" if self.workroot else None
         if root is not None:
-            await trio.Path(root).mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="render-", dir=root) as workdir:
-            executor = Executor(
-                self.store,
-                self.cache,
-                self.identity,
-                self.limits,
-                Path(workdir),
-                parallel=self.parallel,
-                fuse=fuse,
-                import_params=self.import_params,
-            )
-            result = await executor.run(plan, progress)
+            root.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(prefix=prefix, dir=root)
+
+    def executor(self, workdir: str | Path, *, fuse: bool = False, **kw: Any) -> Executor:
+        return Executor(
+            self.store,
+            self.cache,
+            self.identity,
+            kw.pop("limits", self.limits),
+            Path(workdir),
+            parallel=kw.pop("parallel", self.parallel),
+            fuse=fuse,
+            import_params=self.import_params,
+            **kw,
+        )
+
+    async def render(
+        self,
+        ref: str,
+        inputs: Mapping[str, str | CID],
+        params: Mapping[str, Any] | None = None,
+        *,
+        fuse: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> RenderOutcome:
+        """Render a recipe (CID or YAML path) on inputs bound by name; sign its provenance."""
+        prepared = await self.prepare(ref, inputs, params)
+        with self.workdir() as workdir:
+            result = await self.executor(workdir, fuse=fuse).run(prepared.plan, progress)
+        return await self.finish(prepared, result)
+
+    async def finish(
+        self, prepared: PreparedRender, result: RenderResult, infrastructure: Iterable[str] = ()
+    ) -> RenderOutcome:
+        """Sign and store the provenance of a finished render; publish its output."""
+        plan, sources, recipe = prepared.plan, prepared.sources, prepared.recipe
         effects = [effect_cid(s.effect.name) for s in plan.steps.values()]
         provenance = make_render_provenance(
             output=result.output.cid,
             inputs=[sources[n] for n in recipe.inputs],
             effects=effects,
-            recipe=recipe_cid,
-            parameters={"inputs": dict(sources), "overrides": dict(overrides)},
+            recipe=prepared.recipe_cid,
+            parameters={"inputs": dict(sources), "overrides": dict(prepared.overrides)},
             steps=result.receipts,
             renderer=self.identity.did,
+            infrastructure=infrastructure,
         )
         signed = sign_record(provenance, self.identity)
         prov_cid = await self._put_record(signed, cid_to_str(result.output.cid))
@@ -216,13 +250,13 @@ class RenderService:
             self.cache.put_output,
             cid_to_str(result.output.cid),
             cid_to_str(prov_cid),
-            cid_to_str(recipe_cid),
+            cid_to_str(prepared.recipe_cid),
             signed["created"],
         )
         if self.node is not None:
             await self._publish(recipe, result.output.cid, prov_cid)
         return RenderOutcome(
-            result.output.cid, prov_cid, recipe_cid, result.output.content_key, result
+            result.output.cid, prov_cid, prepared.recipe_cid, result.output.content_key, result
         )
 
     async def _publish(self, recipe: Recipe, output: CID, provenance: CID) -> None:

@@ -18,7 +18,7 @@ from .api import create_app
 from .client import remove_daemon_file, write_daemon_file
 from .config import Config
 from .home import read_token
-from .network_glue import start_network
+from .network_glue import start_market, start_network
 from .node import Node, open_node
 
 __all__ = ["Ready", "run_daemon", "serve_http"]
@@ -49,13 +49,18 @@ async def serve_http(
     await serve(create_app(node, token), hconfig, task_status=task_status)
 
 
-async def run_daemon(config: Config, on_ready: Callable[[Ready], None]) -> None:
-    """Run until SIGINT or SIGTERM; ``on_ready`` is called once everything listens."""
+async def run_daemon(
+    config: Config, on_ready: Callable[[Ready], None], *, fault: str | None = None
+) -> None:
+    """Run until SIGINT or SIGTERM; ``on_ready`` is called once everything listens.
+    ``fault`` is for tests only (a volunteer that returns wrong results)."""
     async with open_node(config) as node:
         token = read_token(config)
         try:
             async with trio.open_nursery() as nursery:
                 info = await start_network(nursery, config, node) if config.p2p else None
+                if info is not None:
+                    await start_market(nursery, config, node, fault=fault)
                 urls = await nursery.start(serve_http, node, token, config.host, config.port)
                 ready = Ready(
                     urls=urls,

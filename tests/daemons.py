@@ -25,9 +25,17 @@ ARTDAG = str(Path(sys.executable).with_name("artdag"))
 
 
 class DaemonProcess:
-    def __init__(self, home: Path, *, bootstrap: list[str] | None = None, **env: str) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        bootstrap: list[str] | None = None,
+        args: tuple[str, ...] = (),
+        **env: str,
+    ) -> None:
         self.home = Path(home)
         self.bootstrap = bootstrap or []
+        self.args = args  # extra `artdag daemon` options
         self.extra_env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
@@ -52,7 +60,7 @@ class DaemonProcess:
     def start(self, timeout: float = 60.0) -> DaemonProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [ARTDAG, "daemon"],
+            [ARTDAG, "daemon", *self.args],
             env=self.env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -66,6 +74,11 @@ class DaemonProcess:
             raise RuntimeError(f"daemon in {self.home} did not start:\n{self.log()}")
         self.info = json.loads((self.home / "daemon.json").read_text())
         return self
+
+    def restart(self, timeout: float = 60.0) -> DaemonProcess:
+        """Start again on the same home (same identity, store and peer id)."""
+        self._log_lines = []
+        return self.start(timeout)
 
     def _pump(self, stream: Any, ready: threading.Event) -> None:
         for raw in stream:
