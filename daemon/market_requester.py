@@ -188,8 +188,8 @@ class Requester(MarketRole):
         for slot, did in choose_volunteers(
             book, load=self._load(), credits=credits, rng=self.rng, now=now
         ):
-            if slot not in book.grantable(now):
-                continue
+            if slot not in book.grantable(now) or did in book.holders() | book.excluded:
+                continue  # another task granted meanwhile (the store lookup above awaited)
             if not book.granted_once:
                 trusted = is_trusted(credits.get(did) or Credit(), self.settings.trust_after)
                 wanted = replicas_after_first_grant(
@@ -243,6 +243,8 @@ class Requester(MarketRole):
             return
         job.book.offer(record["signer"], record["capacity"], now)
         job.first_offer = job.first_offer or now
+        if not job.done.is_set() and not job.verifying:
+            await self._grant(job, now)  # at once: waiting for the next tick costs ~50 ms a step
         self._poke()
 
     async def _on_decline(self, record: dict[str, Any], now: float) -> None:

@@ -247,9 +247,11 @@ class Volunteer(MarketRole):
         for item in spec.inputs:
             if not await self.renders.store.has(item.cid):
                 await self.network.get(item.cid, block_timeout=FETCH_BLOCK_TIMEOUT_S)
+        # What earlier steps computed (kind, logical duration). A source is probed here
+        # instead: its duration in the job is for the policy only, rounded to milliseconds.
         known: list[StepOutput | None] = []
         for item in spec.inputs:
-            if item.kind == "media" and item.duration_ms is None:
+            if item.kind == "media" and (item.duration_ms is None or item.id == item.cid):
                 known.append(None)
             else:
                 known.append(StepOutput(item.cid, item.kind, "", item.cid, True, item.duration))

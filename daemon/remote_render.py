@@ -87,7 +87,10 @@ async def render_on_network(
             for item, cid in zip(step.inputs, sources, strict=True):
                 made = None if isinstance(item, CID) else outputs[item]
                 ident = item if isinstance(item, CID) else plan.steps[item].cache_id
-                duration = None if made is None or made.duration is None else made.duration
+                if made is None:  # a source: its length, for the volunteers' policy
+                    duration = (await local.probe_input(cid)).duration
+                else:
+                    duration = made.duration
                 job_inputs.append(
                     JobInput(
                         cid,

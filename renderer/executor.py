@@ -299,6 +299,10 @@ class Executor:
             nursery.start_soon(store)
         return found["key"], found["cid"]
 
+    async def probe_input(self, cid: CID) -> MediaInfo:
+        """Probe a stored file (copied into the work directory once, like a step's input)."""
+        return (await self._materialise(cid))[1]
+
     async def _materialise(self, cid: CID) -> tuple[Path, MediaInfo]:
         """The stored file ``cid`` as a local file (copied once per render), probed."""
         key = cid_to_str(cid)

@@ -242,6 +242,14 @@ def test_a_wrong_volunteer_is_outvoted_at_three_replicas(market: Market) -> None
         assert credit["reputation"] < 0.5 < market.credits()[market.volunteers[0].info["did"]][
             "reputation"
         ]  # fmt: skip
+        # the same, as the CLI prints it
+        env = {**market.requester.env(), "COLUMNS": "200"}
+        table = subprocess.run([ARTDAG, "volunteers"], env=env, capture_output=True, check=True)
+        row = next(r for r in table.stdout.decode().splitlines() if bad[-8:] in r)
+        assert "avoided" in row
+        listed = subprocess.run([ARTDAG, "jobs", "--role", "requester"], env=env,
+                                capture_output=True, check=True).stdout.decode()  # fmt: skip
+        assert any("lift" in r and "done" in r for r in listed.splitlines())
         # an avoided volunteer gets no lease any more
         proc = render_remote(market.requester, market.recipe("brighter.yaml"), market.clip,
                              "--param", "lift.brightness=0.07")  # fmt: skip

@@ -52,7 +52,7 @@ class JobInput:
     id: CID  # its identity in cache ids (the content CID, or the cache id of the step making it)
     kind: str  # media | beats
     bytes: int
-    duration_ms: int | None = None  # the logical duration an upstream step computed
+    duration_ms: int | None = None  # an upstream step's logical duration (a source's length)
 
     def to_record(self) -> dict[str, Any]:
         out: dict[str, Any] = {"cid": self.cid, "id": self.id, "kind": self.kind}
