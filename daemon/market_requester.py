@@ -329,7 +329,6 @@ class Requester(MarketRole):
             return False
         job.verifying = True
         await self._update_job(job, status="verifying")
-        assert self._nursery is not None
         self._nursery.start_soon(self._accept, job, verdict)
         return True
 

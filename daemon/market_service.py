@@ -94,7 +94,13 @@ class MarketService:
             task_status.started()
 
     def _busy(self) -> bool:
-        return bool(self.requester.jobs) or bool(self.volunteer and self.volunteer.book.jobs)
+        """Jobs of ours open, slots we hold, or jobs we may still offer on: the clock ticks."""
+        if self.requester.jobs:
+            return True
+        if self.volunteer is None:
+            return False
+        book = self.volunteer.book
+        return bool(book.held) or bool(book.offerable(time.time()))
 
     async def _ticks(self) -> None:
         """Leases run on the clock: expire, grant, offer. Idle when there is nothing to do."""

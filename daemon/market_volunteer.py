@@ -22,7 +22,7 @@ import trio
 import dag
 from dag import cid_to_str, parse_cid
 from provenance import parse_timestamp
-from renderer import Limits, RenderError, StepOutput
+from renderer import InputRefused, Limits, RenderError, StepOutput
 from renderer.market import (
     JobError,
     JobSpec,
@@ -68,6 +68,7 @@ class Volunteer(MarketRole):
 
     async def _on_job(self, record: dict[str, Any], now: float) -> None:
         requester = record["signer"]
+        self.book.forget_old(now)
         known = self.book.jobs.get(record["job"])
         try:
             spec = JobSpec.from_record(record)
@@ -143,8 +144,8 @@ class Volunteer(MarketRole):
         if answer is LeaseAnswer.START:
             known = self.book.jobs[job_id]
             await self._update_volunteer_job(job_id, status="leased")
-            assert self._nursery is not None
             self._nursery.start_soon(self._do_work, known.spec, slot)
+            self._poke()  # the lease clock must run while we hold a slot
         elif answer is LeaseAnswer.RELEASE:
             known = self.book.jobs[job_id]
             await self._publish(
@@ -231,6 +232,22 @@ class Volunteer(MarketRole):
             niceness=policy.niceness,
         )
 
+    async def _fetch_inputs(self, spec: JobSpec) -> None:
+        """Fetch the inputs by bitswap, root first: a file whose root declares more bytes than
+        the policy allows (whatever the job said) is refused before its data is fetched."""
+        total = 0
+        for item in spec.inputs:
+            if item.cid.codec.name in ("dag-pb", "raw"):
+                await self.network.get_block(item.cid, timeout=FETCH_BLOCK_TIMEOUT_S)
+                total += await dag.file_size(self.renders.store, item.cid)
+                if total > self.policy.max_input_bytes:
+                    raise InputRefused(
+                        f"inputs of {total} bytes exceed this volunteer's max_input_bytes "
+                        f"({self.policy.max_input_bytes})"
+                    )
+        for item in spec.inputs:
+            await self.network.get(item.cid, block_timeout=FETCH_BLOCK_TIMEOUT_S)
+
     async def _render(self, spec: JobSpec, slot: int) -> StepOutput:
         """Inputs by bitswap, then the step in the sandbox (or our own step cache)."""
         cached = await trio.to_thread.run_sync(self.renders.cache.get, cid_to_str(spec.cache_id))
@@ -244,9 +261,7 @@ class Volunteer(MarketRole):
                 True,
                 cached.duration,
             )
-        for item in spec.inputs:
-            if not await self.renders.store.has(item.cid):
-                await self.network.get(item.cid, block_timeout=FETCH_BLOCK_TIMEOUT_S)
+        await self._fetch_inputs(spec)
         # What earlier steps computed (kind, logical duration). A source is probed here
         # instead: its duration in the job is for the policy only, rounded to milliseconds.
         known: list[StepOutput | None] = []
