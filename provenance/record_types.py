@@ -265,6 +265,49 @@ _JOB_CLOSE: dict[str, Field] = {
     "reason": Text(1, 300, optional=True),
 }
 
+# -- ownership and money (provenance/claims, splits, settlement, anchoring) -----------------
+_ROLE = Text(1, 64, pattern=r"[a-z][a-z0-9-]*")
+_SPLIT = MapOf(Integer(0, 10_000), key=_ROLE, max_entries=32)  # role -> basis points (sum 10000)
+_CLAIM: dict[str, Field] = {
+    "version": OneOf(1),
+    "subject": Link(),  # the claimed work (a UnixFS root, or a record)
+    "provenance": Link(["dag-cbor"], optional=True),  # how the work was made, if rendered
+    "inputs": ListOf(Link(), max_items=256, optional=True),
+    "effects": ListOf(Link(["dag-cbor"]), max_items=256, optional=True),
+    "recipe": Link(["dag-cbor"], optional=True),
+    "split": _SPLIT,  # how revenue of this work is shared between roles
+    "license": Text(1, 200, optional=True),
+    "created": Timestamp(),
+}
+_USAGE: dict[str, Field] = {
+    "version": OneOf(1),
+    "subject": Link(),  # the work used
+    "kind": OneOf("view", "listen", "like", "boost"),
+    "count": Integer(1, 1_000_000_000),
+    "epoch": Text(7, 10, pattern=r"[0-9]{4}-[0-9]{2}(-[0-9]{2})?"),  # month or day
+    "listener": Text(1, 300, optional=True),  # a did or an actor URI (for per-listener pools)
+    "source": Text(1, 300, optional=True),  # where it was counted (gateway, fediverse inbox)
+    "created": Timestamp(),
+}
+_STATEMENT: dict[str, Field] = {
+    "version": OneOf(1),
+    "epoch": Text(7, 10, pattern=r"[0-9]{4}-[0-9]{2}(-[0-9]{2})?"),
+    "policy": OneOf("splits", "9ten"),
+    "currency": Text(1, 16),
+    "pool": Integer(0),  # minor units
+    "lines": Link(["dag-cbor"]),  # a block holding the payee lines [{payee, amount}], in order
+    "count": Integer(0),  # number of lines
+    "root": Bytes(32),  # Merkle root (provenance.merkle) over the DAG-CBOR of each line
+    "created": Timestamp(),
+}
+_ANCHOR: dict[str, Field] = {
+    "version": OneOf(1),
+    "root": Bytes(32),  # Merkle root over the leaves' CID bytes; this digest is timestamped
+    "leaves": ListOf(Link(["dag-cbor"]), min_items=1, max_items=10_000),  # claims, statements
+    "calendars": ListOf(Text(1, 300), max_items=16),
+    "created": Timestamp(),
+}
+
 RECORD_TYPES: dict[str, dict[str, Field]] = {
     "asset": _ASSET,
     "provenance": _PROVENANCE,
@@ -282,4 +325,8 @@ RECORD_TYPES: dict[str, dict[str, Field]] = {
     "result": _RESULT,
     "release": _RELEASE,
     "job-close": _JOB_CLOSE,
+    "claim": _CLAIM,
+    "usage": _USAGE,
+    "statement": _STATEMENT,
+    "anchor": _ANCHOR,
 }
