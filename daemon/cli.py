@@ -406,10 +406,16 @@ def record_verify(ctx: click.Context, cid: str) -> None:
 
 
 # Commands of later layers live in their own modules; each adds itself to the group here.
+from .cli_anchor import register as _register_anchor  # noqa: E402
+from .cli_claims import register as _register_claims  # noqa: E402
 from .cli_market import register as _register_market  # noqa: E402
+from .cli_money import register as _register_money  # noqa: E402
 from .cli_p2p import register as _register_p2p  # noqa: E402
 from .cli_render import register as _register_render  # noqa: E402
 
 _register_p2p(main)
 _register_render(main)
 _register_market(main)
+_register_claims(main)
+_register_money(main)
+_register_anchor(main)

@@ -187,16 +187,39 @@ def register(main: click.Group) -> None:
 
     @main.command("provenance")
     @click.argument("cid")
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["tree", "json", "dot", "svg"]),
+        help="The whole provenance graph (inputs, effects, recipe, receipts, people, claims) "
+        "as a text tree, JSON, Graphviz DOT or a standalone SVG. Without it: the lineage "
+        "summary.",
+    )
+    @click.option("--max-nodes", type=click.IntRange(1), default=5000, show_default=True)
     @click.pass_context
-    def provenance(ctx: click.Context, cid: str) -> None:
-        """Print the lineage of a rendered output as a tree."""
+    def provenance(ctx: click.Context, cid: str, fmt: str | None, max_nodes: int) -> None:
+        """Print the lineage of a rendered output (or its provenance graph with --format)."""
 
         @_run
         async def go() -> None:
+            from provenance import graph as pg
+
             async with _service(ctx) as service:
-                lines = await service.lineage_lines(cid)
-            for line in lines:
-                click.echo(line)
+                if fmt is None:
+                    lines = await service.lineage_lines(cid)
+                else:
+                    graph = await service.provenance_graph(cid, max_nodes=max_nodes)
+            if fmt is None:
+                text = "\n".join(lines)
+            elif fmt == "tree":
+                text = "\n".join(pg.to_tree(graph))
+            elif fmt == "json":
+                import json
+
+                text = json.dumps(pg.to_json(graph), indent=2, ensure_ascii=False)
+            else:
+                text = pg.to_dot(graph) if fmt == "dot" else pg.to_svg(graph)
+            click.echo(text.rstrip("\n"))
 
         go()
 

@@ -71,6 +71,14 @@ class Config:
     market_adaptive: bool = True
     trust_after: int = 10
     spot_check: float = 0.1
+    # [anchor] (OpenTimestamps calendars and where Bitcoin block headers come from)
+    anchor_calendars: tuple[str, ...] = (
+        "https://a.pool.opentimestamps.org",
+        "https://b.pool.opentimestamps.org",
+        "https://a.pool.eternitywall.com",
+        "https://ots.btc.catallaxy.com",
+    )
+    anchor_header_source: str = "https://blockstream.info/api"
 
     @property
     def config_path(self) -> Path:
@@ -168,6 +176,10 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "trust_after": "trust_after",
         "spot_check": "spot_check",
     },
+    "anchor": {
+        "calendars": "anchor_calendars",
+        "header_source": "anchor_header_source",
+    },
 }
 
 # environment variable -> Config attribute
@@ -188,6 +200,8 @@ ENVIRONMENT: dict[str, str] = {
     "ARTDAG_BOOTSTRAP": "bootstrap",
     "ARTDAG_MDNS": "mdns",
     "ARTDAG_DHT": "dht",
+    "ARTDAG_ANCHOR_CALENDARS": "anchor_calendars",
+    "ARTDAG_ANCHOR_HEADER_SOURCE": "anchor_header_source",
     "ARTDAG_VOLUNTEER": "volunteer",
     "ARTDAG_MAX_JOBS": "volunteer_max_jobs",
     "ARTDAG_IDLE_LOAD": "volunteer_idle_load",
@@ -260,6 +274,12 @@ def _check(config: Config, where: dict[str, str]) -> Config:
         raise bad("cid_version", f"expected 0 or 1, got {config.cid_version}")
     if config.max_upload_bytes < 0:
         raise bad("max_upload_bytes", "must not be negative")
+    for url in (*config.anchor_calendars, config.anchor_header_source):
+        if not url.startswith(("http://", "https://")):
+            attr = (
+                "anchor_header_source" if url == config.anchor_header_source else "anchor_calendars"
+            )
+            raise bad(attr, f"expected an http(s) URL, got {url!r}")
     if not config.kubo_url.startswith(("http://", "https://")):
         raise bad("kubo_url", f"expected an http(s) URL, got {config.kubo_url!r}")
     for attr in ("listen", "bootstrap"):

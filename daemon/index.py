@@ -79,6 +79,14 @@ class Index:
         with self._lock, self.db.conn:
             self.db.table("records").upsert(row, pk="cid")
 
+    def records_of(self, type_: str, subject: str | None = None) -> list[dict[str, Any]]:
+        """Indexed records of one type (optionally about one subject), oldest first."""
+        where, args = "type = ?", [type_]
+        if subject is not None:
+            where, args = where + " and subject = ?", [type_, subject]
+        with self._lock:
+            return list(self.db.table("records").rows_where(where, args, order_by="created, cid"))
+
     def asset(self, cid: str) -> AssetRow | None:
         with self._lock:
             rows = list(self.db.table("assets").rows_where("cid = ?", [cid]))

@@ -33,6 +33,7 @@ from .index import AssetRow, Index
 if TYPE_CHECKING:
     from p2p.network import Network
 
+    from .claims_service import ClaimsService
     from .market_service import MarketService
     from .market_store import MarketStore
 
@@ -78,6 +79,7 @@ class Node:
         self.network: Network | None = None
         self.market_store: MarketStore | None = None  # jobs, results, volunteer credits
         self.market: MarketService | None = None  # the render market, when the daemon runs
+        self.claims: ClaimsService | None = None  # indexes claims arriving from the network
 
     def attach_network(self, network: Network) -> None:
         """From now on records this node adds are appended to its repo and gossiped."""
@@ -213,7 +215,7 @@ class Node:
         kind = record.get("type", "")
         signer = record.get("signer", "")
         created = record.get("created", "")
-        subject = record.get("root") or record.get("output")
+        subject = record.get("root") or record.get("output") or record.get("subject")
         subject_key = cid_to_str(subject) if subject is not None else ""
 
         def write() -> None:
@@ -233,6 +235,8 @@ class Node:
                 )
 
         await trio.to_thread.run_sync(write)
+        if kind == "claim" and self.claims is not None:
+            await self.claims.index_remote_claim(cid, record)
 
     def _index_asset(self, row: AssetRow) -> None:
         self.index.put_record(row.record, "asset", row.signer, row.created, row.cid)

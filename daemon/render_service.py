@@ -7,6 +7,7 @@ the index's ``records`` table; the step cache lives in the same SQLite file, in 
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import trio
 import dag
 from dag import CID, Blockstore, ImportParams, cid_to_str, parse_cid
 from provenance import Identity, RecordError, sign_record, utc_timestamp, verify_signed
+from provenance.graph import FindClaims, ProvenanceGraph, build_graph
 from renderer import (
     BUILTIN_EFFECTS,
     Effect,
@@ -42,6 +44,8 @@ from renderer import (
 from .index import Index
 
 __all__ = ["PreparedRender", "RenderOutcome", "RenderService"]
+
+log = logging.getLogger("artdag.render")
 
 DELIVERY_SUFFIX, DELIVERY_MIME = "mp4", "video/mp4"  # the planner's delivery format
 
@@ -291,3 +295,45 @@ class RenderService:
             describe_asset=describe,
         )
         return format_tree(tree)
+
+    async def provenance_graph(
+        self,
+        cid: str | CID,
+        *,
+        find_claims: FindClaims | None = None,
+        max_nodes: int = 5000,
+    ) -> ProvenanceGraph:
+        """The full provenance graph upstream of an output, a provenance record or a claim
+        (``provenance.graph``); ``find_claims`` lists the claims on a CID (by default the
+        claims this node has indexed)."""
+        target = parse_cid(cid)
+
+        async def name(c: CID) -> str | None:
+            if self.index is None:
+                return None
+            row = await trio.to_thread.run_sync(self.index.asset, cid_to_str(c))
+            return row.name if row else None
+
+        async def indexed_claims(c: CID) -> list[tuple[CID, dict[str, Any]]]:
+            """The claims on ``c`` indexed here (local or from the network), verified."""
+            if self.index is None:
+                return []
+            rows = await trio.to_thread.run_sync(self.index.records_of, "claim", cid_to_str(c))
+            found = []
+            for row in rows:
+                try:
+                    found.append((parse_cid(row["cid"]), await self.record(parse_cid(row["cid"]))))
+                except (dag.DagError, RecordError) as exc:
+                    log.warning("claim %s is unusable: %s", row["cid"], exc)
+            return found
+
+        if await self.provenance_of(target) is None and target.codec.name != "dag-cbor":
+            raise RecordError(f"no provenance known for {cid_to_str(target)}")
+        return await build_graph(
+            target,
+            load_record=self.record,
+            find_provenance=self.provenance_of,
+            find_claims=find_claims or indexed_claims,
+            describe_asset=name,
+            max_nodes=max_nodes,
+        )

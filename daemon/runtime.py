@@ -6,6 +6,7 @@ means listening; only then is ``$ARTDAG_HOME/daemon.json`` written for the CLI t
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,13 +55,17 @@ async def run_daemon(
 ) -> None:
     """Run until SIGINT or SIGTERM; ``on_ready`` is called once everything listens.
     ``fault`` is for tests only (a volunteer that returns wrong results)."""
-    async with open_node(config) as node:
+    from .ownership import open_claims, run_claims_gossip
+
+    async with open_node(config) as node, contextlib.AsyncExitStack() as stack:
         token = read_token(config)
         try:
             async with trio.open_nursery() as nursery:
+                node.claims = claims = await stack.enter_async_context(open_claims(node))
                 info = await start_network(nursery, config, node) if config.p2p else None
                 if info is not None:
                     await start_market(nursery, config, node, fault=fault)
+                    await nursery.start(run_claims_gossip, node, claims)
                 urls = await nursery.start(serve_http, node, token, config.host, config.port)
                 ready = Ready(
                     urls=urls,

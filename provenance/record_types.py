@@ -277,6 +277,9 @@ _CLAIM: dict[str, Field] = {
     "recipe": Link(["dag-cbor"], optional=True),
     "split": _SPLIT,  # how revenue of this work is shared between roles
     "license": Text(1, 200, optional=True),
+    # the work's perceptual fingerprint (provenance.fingerprints), so that every node can
+    # index claimed works for near-duplicates without fetching them
+    "fingerprint": Bytes(optional=True),
     "created": Timestamp(),
 }
 _USAGE: dict[str, Field] = {

@@ -1,0 +1,84 @@
+"""Wiring ownership into the node: the claims service with its provenance and anchor lookups,
+and (in the daemon) claims arriving by gossip."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+import dag
+from dag import CID
+from provenance import verify_signed
+
+from .anchor_service import AnchorService
+from .claims_service import ClaimsService
+from .node import Node
+from .render_service import RenderService
+
+__all__ = ["open_anchors", "open_claims", "run_claims_gossip"]
+
+log = logging.getLogger("artdag.claims")
+
+
+@asynccontextmanager
+async def open_anchors(node: Node) -> AsyncIterator[AnchorService]:
+    config = node.config
+    async with AnchorService(
+        node.store,
+        node.identity,
+        config.index_path,
+        config.home,
+        list(config.anchor_calendars),
+        config.anchor_header_source,
+    ) as anchors:
+        yield anchors
+
+
+@asynccontextmanager
+async def open_claims(node: Node) -> AsyncIterator[ClaimsService]:
+    """The claims service, with render provenance and verified anchor times wired in."""
+    renders = RenderService.for_node(node)
+    async with open_anchors(node) as anchors:
+
+        async def anchor_time(cid: str) -> float | None:
+            return await trio.to_thread.run_sync(anchors.earliest_time, cid)
+
+        claims = ClaimsService(
+            node,
+            limits=renders.limits,
+            find_provenance=renders.provenance_of,
+            anchor_time=anchor_time,
+        )
+        try:
+            yield claims
+        finally:
+            claims.close()
+            renders.close()
+
+
+async def run_claims_gossip(
+    node: Node, claims: ClaimsService, *, task_status: Any = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Index every valid claim announced on ``/artdag/1/claims`` (fetching its record)."""
+    from p2p.gossip import CLAIMS
+
+    assert node.network is not None and node.network.gossip is not None
+    messages = node.network.gossip.subscribe(CLAIMS.name)
+    task_status.started()
+    async for delivered in messages:
+        claim_cid: CID = delivered.record["claim"]
+        try:
+            with trio.fail_after(60):
+                raw = await node.network.get_block(claim_cid)
+            record = dag.decode_dagcbor(raw)
+            verify_signed(record)
+            if record.get("type") != "claim" or record["signer"] != delivered.record["signer"]:
+                raise ValueError("not a claim by the announcer")
+            await node.store.pin(claim_cid)
+            await claims.index_remote_claim(claim_cid, record)
+        except Exception as exc:
+            log.info("announced claim %s not indexed: %s", claim_cid, exc)
