@@ -29,7 +29,14 @@ import trio
 import dag
 from dag import CID, cid_to_str, parse_cid
 from provenance import RecordError, sign_record, verify_signed
-from provenance.claims import ClaimInfo, Dispute, find_disputes, make_claim_record, parse_split
+from provenance.claims import (
+    ClaimInfo,
+    Dispute,
+    find_disputes,
+    make_claim_record,
+    parse_split,
+    rank_claims,
+)
 from provenance.fingerprints import Fingerprint, FingerprintIndex, is_near_duplicate
 from renderer import Limits, RenderError
 from renderer.fingerprinting import fingerprint_file
@@ -237,6 +244,27 @@ class ClaimsService:
                 continue
             out.append((row["cid"], record))
         return out
+
+    async def winning_claim(self, subject: CID) -> dict[str, Any] | None:
+        """The claim that governs ``subject``'s revenue: the earliest anchored (then earliest
+        created) of the claims indexed for it."""
+        rows = await trio.to_thread.run_sync(
+            self.node.index.records_of, "claim", cid_to_str(subject)
+        )
+        found: dict[str, dict[str, Any]] = {}
+        infos = []
+        for row in rows:
+            try:
+                record = dag.decode_dagcbor(await self.node.store.get(parse_cid(row["cid"])))
+                verify_signed(record)
+            except Exception as exc:
+                log.warning("indexed claim %s is unusable: %s", row["cid"], exc)
+                continue
+            anchored = await self.anchor_time(row["cid"]) if self.anchor_time else None
+            found[row["cid"]] = record
+            infos.append(ClaimInfo.from_record(row["cid"], record, anchored))
+        ranked = rank_claims(infos)
+        return found[ranked[0].cid] if ranked else None
 
     async def disputes(self) -> list[Dispute]:
         claims = await self.claims()

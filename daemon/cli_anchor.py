@@ -109,6 +109,8 @@ def register(main: click.Group) -> None:
         """Timestamp records (default: every claim and statement not yet anchored) as one
         Merkle batch with OpenTimestamps; prints the anchor record CID and the root."""
 
+        from dag import parse_cid
+
         @_run
         async def go() -> None:
             async with _service(ctx, calendars, headers) as (node, service):
@@ -117,6 +119,7 @@ def register(main: click.Group) -> None:
                     click.echo("nothing to anchor", err=True)
                     return
                 row = await service.anchor(todo)
+                await node.announce(parse_cid(row.record))  # followers learn of the anchor
             click.echo(f"anchored {len(row.leaves)} records, root {row.root}", err=True)
             click.echo(
                 f"  proof {row.ots_path} ({row.status} at {', '.join(row.calendars)})", err=True

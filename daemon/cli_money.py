@@ -44,8 +44,13 @@ def format_amount(minor: int) -> str:
 async def _money(ctx: click.Context) -> AsyncIterator[MoneyService]:
     from .money_service import open_money
     from .node import open_node
+    from .ownership import open_claims
 
-    async with open_node(ctx.obj["config"]) as node, open_money(node) as money:
+    async with (
+        open_node(ctx.obj["config"]) as node,
+        open_claims(node) as claims,
+        open_money(node, find_claim=claims.winning_claim) as money,
+    ):
         yield money
 
 

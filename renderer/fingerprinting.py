@@ -2,10 +2,11 @@
 ``provenance.fingerprints``.
 
 Video: one sandboxed ffmpeg run samples ``VIDEO_RATE`` frames a second (the first
-``MAX_SECONDS``), turns each grey and reduces it twice with area averaging (8-bit grey: measured against
-16-bit, the rounding's dead zone keeps flat regions' bits stable, and neither helps noise), whole and its
-central 80%, to 9x9 pixels, stacked into one 9x18 raw frame on stdout; the pure side hashes
-them. Audio-only files: mono 8 kHz PCM, then a 100 ms RMS envelope.
+``MAX_SECONDS``), turns each grey and reduces it twice by area averaging, whole and its central
+80%, to 9x9 pixels, stacked into one 9x18 raw frame on stdout; the pure side hashes them.
+8-bit grey, not 16-bit: measured, the rounding's dead zone keeps the bits of flat regions
+stable across re-encodes, and 16 bits did not help busy, noise-like pictures either.
+Audio-only files: mono 8 kHz PCM, then a 100 ms RMS envelope.
 Both read at most ``MAX_SECONDS``. The input is probed and checked against ``Limits`` like every
 other input of the renderer, and read through an inherited descriptor (``renderer.sandbox``).
 """

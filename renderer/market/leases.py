@@ -121,7 +121,7 @@ class JobBook:
         if volunteer in self.excluded or volunteer in self.holders():
             raise LeaseError(f"{volunteer} may not hold a second slot of job {self.job_id}")
         target = self.slots[slot]
-        if now < target.not_before:
+        if target.state is SlotState.OPEN and now < target.not_before:
             raise LeaseError(f"slot {slot}: its last lease has not lapsed yet")
         target.apply("grant")
         target.volunteer, target.expires, target.frames = volunteer, now + self.lease_s, 0
