@@ -1113,8 +1113,8 @@ def test_a_late_renewal_after_a_release_does_not_make_two_holders() -> None:
     assert book.release("A", 0)
     assert _regrant_when_due(book, vols, T + 4.1) == []  # not before T + 14 + grace
     answer = vols["A"].on_lease(JOB, 0, "A", lease_as_sent(renewal), REQ, T + 4.2)  # late
-    assert answer is LeaseAnswer.START  # A takes it up again: wasted work, but only A's
-    for now, working in ((T + 4.2, ["A"]), (T + 12.99, ["A"]), (T + 13, []), (T + 14.99, [])):
+    assert answer is LeaseAnswer.IGNORE  # A gave the slot up: the late renewal is ignored
+    for now, working in ((T + 4.2, []), (T + 12.99, []), (T + 13, []), (T + 14.99, [])):
         assert believers(vols, dict.fromkeys(vols, now), (JOB, 0)) == working  # A's margin: 1 s
         assert _regrant_when_due(book, vols, now) == []
     assert _regrant_when_due(book, vols, T + 15) == ["B"]
@@ -1294,3 +1294,16 @@ def test_no_two_volunteers_ever_believe_they_hold_one_slot(
                 else:
                     assert each.state in (SlotState.LEASED, SlotState.DONE)
                     assert each.volunteer == working[0], (job_id, each.index, working)
+
+
+def test_a_late_renewal_does_not_restart_work_we_gave_up() -> None:
+    """Reported by the reviewer: a renewal arriving after the volunteer released (or delivered)
+    used to answer START again; it is ignored until the volunteer offers on the job again."""
+    book = volunteer(1)
+    book.offered(JOB, T)
+    assert book.on_lease(JOB, 0, "ME", T + 20, REQ, T) is LeaseAnswer.START
+    book.finished(JOB, 0)  # released or delivered
+    assert book.on_lease(JOB, 0, "ME", T + 25, REQ, T + 1) is LeaseAnswer.IGNORE
+    assert book.held == {}
+    book.offered(JOB, T + 30)  # we offer again: a new lease may start work
+    assert book.on_lease(JOB, 0, "ME", T + 60, REQ, T + 31) is LeaseAnswer.START

@@ -50,6 +50,9 @@ class VolunteerBook:
     reoffer_s: float = 15.0  # offer again on a still-open job we did not get after this long
     jobs: dict[str, KnownJob] = field(default_factory=dict)
     held: dict[tuple[str, int], Held] = field(default_factory=dict)
+    # Slots we finished or gave up: a renewal of that lease still in flight must not restart
+    # the work. Forgotten when we offer on the job again (a new lease may then follow).
+    given_up: set[tuple[str, int]] = field(default_factory=set)
 
     def see_job(self, spec: JobSpec, now: float, refused: str | None = None) -> KnownJob:
         """A job (or its re-announcement) was gossiped; ``refused`` is the static policy's
@@ -73,6 +76,7 @@ class VolunteerBook:
 
     def offered(self, job_id: str, now: float) -> None:
         self.jobs[job_id].offered_at = now
+        self.given_up = {key for key in self.given_up if key[0] != job_id}
 
     def offerable(self, now: float) -> list[str]:
         return [job_id for job_id in self.jobs if self.should_offer(job_id, now)]
@@ -91,6 +95,8 @@ class VolunteerBook:
         if key in self.held:
             self.held[key].expires = max(self.held[key].expires, expires)
             return LeaseAnswer.RENEWED
+        if key in self.given_up:
+            return LeaseAnswer.IGNORE  # a late renewal of a lease we are done with
         if expires - self.margin_s <= now:
             return LeaseAnswer.IGNORE  # arrived already expired
         if len(self.held) >= self.capacity or self._holding(job_id):
@@ -111,13 +117,15 @@ class VolunteerBook:
         return [key for key, h in self.held.items() if now >= h.expires - self.margin_s]
 
     def finished(self, job_id: str, slot: int) -> None:
-        self.held.pop((job_id, slot), None)
+        if self.held.pop((job_id, slot), None) is not None:
+            self.given_up.add((job_id, slot))
 
     def forget_old(self, now: float) -> None:
         """Drop jobs past their deadline that we hold nothing of (bounded memory)."""
         for job_id in [j for j, k in self.jobs.items() if now > k.spec.deadline]:
             if not self._holding(job_id):
                 del self.jobs[job_id]
+                self.given_up = {key for key in self.given_up if key[0] != job_id}
 
     def _holding(self, job_id: str) -> bool:
         return any(key[0] == job_id for key in self.held)
