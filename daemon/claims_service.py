@@ -82,6 +82,15 @@ class FingerprintTable:
             rows = list(self.db.table("fingerprints").rows_where("subject = ?", [subject]))
         return rows[0]["data"] if rows else None
 
+    def missing(self, limit: int = 20) -> list[str]:
+        """Media assets in the index without a fingerprint yet."""
+        sql = (
+            "select cid from assets where (mime like 'video/%' or mime like 'audio/%') "
+            "and cid not in (select subject from fingerprints) order by created limit ?"
+        )
+        with self._lock:
+            return [row[0] for row in self.db.execute(sql, [limit]).fetchall()]
+
     def all(self) -> list[tuple[str, bytes]]:
         with self._lock:
             return [(r["subject"], r["data"]) for r in self.db.table("fingerprints").rows]

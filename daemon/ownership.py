@@ -19,9 +19,12 @@ from .claims_service import ClaimsService
 from .node import Node
 from .render_service import RenderService
 
-__all__ = ["open_anchors", "open_claims", "run_claims_gossip"]
+__all__ = ["open_anchors", "open_claims", "run_claims_gossip", "run_ownership_tasks"]
 
 log = logging.getLogger("artdag.claims")
+
+FINGERPRINT_SCAN_S = 10.0  # look for new media assets to fingerprint this often
+ANCHOR_UPGRADE_S = 3600.0  # ask the calendars about pending anchors this often
 
 
 @asynccontextmanager
@@ -82,3 +85,44 @@ async def run_claims_gossip(
             await claims.index_remote_claim(claim_cid, record)
         except Exception as exc:
             log.info("announced claim %s not indexed: %s", claim_cid, exc)
+
+
+async def run_ownership_tasks(
+    node: Node, claims: ClaimsService, *, task_status: Any = trio.TASK_STATUS_IGNORED
+) -> None:
+    """The daemon's background work for ownership: fingerprint every media asset this node
+    holds (so that copies of it are recognised), and upgrade pending anchors."""
+    task_status.started()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_fingerprint_assets, node, claims)
+        nursery.start_soon(_upgrade_anchors, node)
+
+
+async def _fingerprint_assets(node: Node, claims: ClaimsService) -> None:
+    failed: set[str] = set()
+    while True:
+        missing = await trio.to_thread.run_sync(claims.table.missing, 20 + len(failed))
+        for key in [k for k in missing if k not in failed]:
+            cid = dag.parse_cid(key)
+            if not await node.store.has(cid):
+                failed.add(key)  # a remote asset whose bytes we do not hold
+                continue
+            try:
+                if await claims.fingerprint(cid) is None:
+                    failed.add(key)
+            except Exception as exc:
+                log.info("cannot fingerprint %s: %s", key, exc)
+                failed.add(key)
+        await trio.sleep(FINGERPRINT_SCAN_S)
+
+
+async def _upgrade_anchors(node: Node) -> None:
+    async with open_anchors(node) as anchors:
+        while True:
+            await trio.sleep(ANCHOR_UPGRADE_S)
+            try:
+                done = await anchors.upgrade_all()
+                if done:
+                    log.info("%d anchor(s) now attested in Bitcoin", len(done))
+            except Exception as exc:
+                log.info("anchor upgrade failed (will retry): %s", exc)

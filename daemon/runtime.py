@@ -55,7 +55,7 @@ async def run_daemon(
 ) -> None:
     """Run until SIGINT or SIGTERM; ``on_ready`` is called once everything listens.
     ``fault`` is for tests only (a volunteer that returns wrong results)."""
-    from .ownership import open_claims, run_claims_gossip
+    from .ownership import open_claims, run_claims_gossip, run_ownership_tasks
 
     async with open_node(config) as node, contextlib.AsyncExitStack() as stack:
         token = read_token(config)
@@ -66,6 +66,7 @@ async def run_daemon(
                 if info is not None:
                     await start_market(nursery, config, node, fault=fault)
                     await nursery.start(run_claims_gossip, node, claims)
+                await nursery.start(run_ownership_tasks, node, claims)
                 urls = await nursery.start(serve_http, node, token, config.host, config.port)
                 ready = Ready(
                     urls=urls,

@@ -74,6 +74,8 @@ async def test_a_copy_claimed_elsewhere_is_disputed_and_the_anchored_claim_wins(
 
         await eventually(lambda: indexed_fingerprint(bob, work), 30, "Alice's claim at Bob's")
         copied = bob.add_bytes(copy.read_bytes(), "copy.mp4")["cid"]
+        # the daemon fingerprints every media asset it holds, claimed or not
+        await eventually(lambda: indexed_fingerprint(bob, copied), 60, "the copy fingerprinted")
         out, err = await cli(bob, "claim", copied)
         claim_b = out.split()[-1]
         assert "disputed (near-duplicate)" in err, err
