@@ -67,6 +67,7 @@ class RequestedJob:
     accepted: tuple[str, ...] = ()  # volunteers whose results were accepted
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    stalled_since: float | None = None  # open slots and nobody to give them to, since
 
 
 class Requester(MarketRole):
@@ -161,14 +162,27 @@ class Requester(MarketRole):
             book.set_replicas(book.replicas + 1)
             log.info("job %s: results disagree; asking for replica %d", spec.job_id, book.replicas)
         if book.open_slots() and not book.candidates():
-            waited = now - (job.first_offer or job.created)
-            if not book.offers and waited >= self.settings.offer_wait_s:
-                reasons = "; ".join(f"{d[-8:]}: {r}" for d, r in sorted(job.declines.items()))
-                why = f"declined by every volunteer ({reasons})" if reasons else "no offers"
-                return await self._fail(job, f"no volunteer took the job in {waited:.0f} s: {why}")
+            # Nobody (else) to give an open slot to: fail after offer_wait, with the reasons.
+            job.stalled_since = job.stalled_since or now
+            waited = now - job.stalled_since
+            if waited >= self.settings.offer_wait_s:
+                return await self._fail(job, self._stall_reason(job, waited))
+        else:
+            job.stalled_since = None
         if silent or (book.open_slots() and now - job.announced >= REANNOUNCE_S):
             await self._announce(job, now)
         await self._grant(job, now)
+
+    def _stall_reason(self, job: RequestedJob, waited: float) -> str:
+        reasons = "; ".join(f"{d[-8:]}: {r}" for d, r in sorted(job.declines.items()))
+        if not job.book.offers and not job.book.excluded:
+            why = f"declined by every volunteer ({reasons})" if reasons else "no offers"
+            return f"no volunteer took the job in {waited:.0f} s: {why}"
+        usable = len(job.book.holders()) + len(job.book.candidates())
+        return (
+            f"the job needs {job.book.replicas} independent volunteers; only {usable} usable "
+            f"offered in {waited:.0f} s" + (f" (declined: {reasons})" if reasons else "")
+        )
 
     def _load(self) -> dict[str, int]:
         load: dict[str, int] = {}

@@ -280,3 +280,13 @@ def test_a_forbidden_effect_is_declined_by_every_volunteer(market: Market) -> No
         for r in market.jobs(v, "volunteer")
         if r["status"] in ("leased", "rendering", "done")
     )
+
+
+def test_more_replicas_than_volunteers_fails_with_a_reason(market: Market) -> None:
+    market.wait_for_volunteers(3)
+    proc = render_remote(
+        market.requester, market.recipe("brighter.yaml"), market.clip,
+        "--replicas", "9", "--verify", "--param", "lift.brightness=0.11",
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "needs 9 independent volunteers; only 3 usable" in proc.stderr.decode()
