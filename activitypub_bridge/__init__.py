@@ -6,12 +6,37 @@ verification of requests in both draft-cavage and RFC 9421 form, with a key cach
 on rotation (:mod:`activitypub_bridge.http_signatures`); and the persistent delivery queue:
 the retry schedule as a transition table (:mod:`activitypub_bridge.delivery_schedule`), the
 SQLite queue (:mod:`activitypub_bridge.delivery_queue`) and its trio worker
-(:mod:`activitypub_bridge.delivery_worker`).
+(:mod:`activitypub_bridge.delivery_worker`); the JSON documents it serves and sends (WebFinger,
+NodeInfo, actors, collections, Notes for works, Accepts: :mod:`activitypub_bridge.documents`);
+and the guard on remote fetches and domain blocks (:mod:`activitypub_bridge.ssrf`).
 """
 
 from .delivery_queue import Delivery, DeliveryQueue, QueueStats
 from .delivery_schedule import DeliveryError, DeliveryState, Outcome, RetryPolicy
 from .delivery_worker import DeliveryWorker
+from .documents import (
+    ACTIVITY_JSON,
+    AS_CONTEXT,
+    NODEINFO_21_REL,
+    NODEINFO_CONTENT_TYPE,
+    PUBLIC,
+    WEBFINGER_CONTENT_TYPE,
+    BridgeSite,
+    Creator,
+    DocumentError,
+    WorkInfo,
+    accept_follow,
+    actor,
+    attachment_type,
+    ed25519_multibase,
+    nodeinfo,
+    nodeinfo_links,
+    note_for_work,
+    ordered_collection,
+    ordered_collection_page,
+    parse_acct,
+    webfinger,
+)
 from .http_signatures import (
     CAVAGE_GET_HEADERS,
     CAVAGE_POST_HEADERS,
@@ -43,8 +68,47 @@ from .keys import (
     public_key_pem,
     save_actor_key,
 )
+from .ssrf import (
+    DomainError,
+    FetchRefused,
+    RefuseReason,
+    address_refusal,
+    check_fetch_url,
+    domain_blocked,
+    normalise_domain,
+    parse_domain_block,
+)
 
 __all__ = [
+    "ACTIVITY_JSON",
+    "AS_CONTEXT",
+    "NODEINFO_21_REL",
+    "NODEINFO_CONTENT_TYPE",
+    "PUBLIC",
+    "WEBFINGER_CONTENT_TYPE",
+    "BridgeSite",
+    "Creator",
+    "DocumentError",
+    "WorkInfo",
+    "accept_follow",
+    "actor",
+    "attachment_type",
+    "ed25519_multibase",
+    "nodeinfo",
+    "nodeinfo_links",
+    "note_for_work",
+    "ordered_collection",
+    "ordered_collection_page",
+    "parse_acct",
+    "webfinger",
+    "DomainError",
+    "FetchRefused",
+    "RefuseReason",
+    "address_refusal",
+    "check_fetch_url",
+    "domain_blocked",
+    "normalise_domain",
+    "parse_domain_block",
     "Delivery",
     "DeliveryError",
     "DeliveryQueue",
