@@ -42,8 +42,6 @@ from .http_signatures import (
     CAVAGE_POST_HEADERS,
     DEFAULT_WINDOW_S,
     RFC9421_COMPONENTS,
-    CachedKey,
-    KeyCache,
     KeyLookup,
     RejectReason,
     SignatureRejected,
@@ -55,8 +53,8 @@ from .http_signatures import (
     verify_cavage,
     verify_request,
     verify_rfc9421,
-    verify_with_refetch,
 )
+from .key_cache import CachedKey, KeyCache, verify_with_refetch
 from .keys import (
     RSA_KEY_BITS,
     ActorKeyError,

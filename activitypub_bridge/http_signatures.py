@@ -17,10 +17,9 @@ Two wire forms, both spoken by the fediverse (../shared/FACTS.md):
   algorithm class can be chosen from ``alg`` (or from the key type when ``alg`` is absent).
 
 Everything here is pure over bytes and an already-fetched key: ``key_lookup(key_id)`` returns a
-``cryptography`` public key or ``None``. Fetching keys is the caller's I/O; :class:`KeyCache`
-holds fetched keys (``key_id -> (pem, fetched_at)``) and :func:`verify_with_refetch` is the one
-async helper: it verifies with the cached key and, if the signature does not verify, re-fetches
-the key once (key rotation) and retries. Every rejection is one :class:`SignatureRejected`
+``cryptography`` public key or ``None``. Fetching keys is the caller's I/O;
+:mod:`activitypub_bridge.key_cache` holds fetched keys and re-fetches one once when a signature
+fails (key rotation). Every rejection is one :class:`SignatureRejected`
 whose ``reason`` (:class:`RejectReason`) maps straight to a 401.
 
 URLs: verification needs the URL as the *sender* saw it (``https://public.host/inbox``); behind a
@@ -36,7 +35,7 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -57,15 +56,11 @@ from http_message_signatures import (
 )
 from http_message_signatures.digests import ContentDigest
 
-from .keys import ActorKeyError, load_public_key_pem
-
 __all__ = [
     "CAVAGE_GET_HEADERS",
     "CAVAGE_POST_HEADERS",
     "DEFAULT_WINDOW_S",
     "RFC9421_COMPONENTS",
-    "CachedKey",
-    "KeyCache",
     "KeyLookup",
     "RejectReason",
     "SignatureRejected",
@@ -77,7 +72,6 @@ __all__ = [
     "verify_cavage",
     "verify_request",
     "verify_rfc9421",
-    "verify_with_refetch",
 ]
 
 DEFAULT_WINDOW_S = 3600.0
@@ -559,113 +553,3 @@ def signature_key_id(headers: Headers) -> str:
     if not raw or ("signature" not in hdrs and not raw.lower().startswith("signature ")):
         raise SignatureRejected(RejectReason.UNSIGNED, "no Signature header")
     return _parse_cavage_params(raw)["keyId"]
-
-
-@dataclass(frozen=True)
-class CachedKey:
-    pem: str
-    fetched_at: float
-    key: PublicKeyTypes
-
-
-class KeyCache:
-    """Fetched remote keys, ``key_id -> (pem, fetched_at)``; pure data, no I/O.
-
-    An entry older than ``max_age`` counts as absent (fetched again before use). A key fetched
-    less than ``refetch_cooldown`` seconds ago is not re-fetched after a failed signature, so a
-    stream of bad signatures cannot make us hammer the remote server.
-    """
-
-    def __init__(self, *, max_age: float = 86400.0, refetch_cooldown: float = 60.0) -> None:
-        self.max_age = max_age
-        self.refetch_cooldown = refetch_cooldown
-        self._entries: dict[str, CachedKey] = {}
-
-    def get(self, key_id: str, now: float | None = None) -> CachedKey | None:
-        entry = self._entries.get(key_id)
-        now = time.time() if now is None else now
-        if entry is None or now - entry.fetched_at > self.max_age:
-            return None
-        return entry
-
-    def put(self, key_id: str, pem: str | bytes, now: float | None = None) -> CachedKey:
-        """Store a fetched PEM; :class:`SignatureRejected` (unknown key) if it is not a key."""
-        try:
-            key = load_public_key_pem(pem)
-        except ActorKeyError as exc:
-            raise SignatureRejected(RejectReason.UNKNOWN_KEY, f"{key_id!r}: {exc}") from None
-        text = pem.decode("ascii", "replace") if isinstance(pem, bytes) else pem
-        entry = CachedKey(text, time.time() if now is None else now, key)
-        self._entries[key_id] = entry
-        return entry
-
-    def forget(self, key_id: str) -> None:
-        self._entries.pop(key_id, None)
-
-    def may_refetch(self, key_id: str, now: float | None = None) -> bool:
-        entry = self._entries.get(key_id)
-        now = time.time() if now is None else now
-        return entry is None or now - entry.fetched_at >= self.refetch_cooldown
-
-    def lookup(self, now: float | None = None) -> KeyLookup:
-        """A ``key_lookup`` for the verifiers, reading this cache as of ``now``."""
-
-        def find(key_id: str) -> PublicKeyTypes | None:
-            entry = self.get(key_id, now)
-            return None if entry is None else entry.key
-
-        return find
-
-    def entries(self) -> dict[str, CachedKey]:
-        return dict(self._entries)
-
-
-async def verify_with_refetch(
-    request: SignedRequest,
-    cache: KeyCache,
-    fetch_key: Callable[[str], Awaitable[str | bytes | None]],
-    *,
-    now: float | None = None,
-    window: float = DEFAULT_WINDOW_S,
-) -> VerifiedSignature:
-    """Verify ``request`` with the cached key, fetching it if absent; on a bad signature with a
-    cached key, re-fetch it ONCE (the sender may have rotated it) and retry.
-
-    ``fetch_key(key_id)`` is the caller's I/O (a signed GET of the key/actor document, returning
-    ``publicKeyPem`` or ``None``). Digest, date and coverage failures never trigger a fetch, and
-    a key fetched less than ``cache.refetch_cooldown`` ago is not fetched again.
-    """
-    now = time.time() if now is None else now
-    key_id = signature_key_id(request.headers)
-
-    def attempt() -> VerifiedSignature:
-        return verify_request(
-            request.method,
-            request.url,
-            request.headers,
-            request.body,
-            cache.lookup(now),
-            now=now,
-            window=window,
-        )
-
-    fresh = False
-    if cache.get(key_id, now) is None:
-        pem = await fetch_key(key_id)
-        if pem is None:
-            raise SignatureRejected(RejectReason.UNKNOWN_KEY, f"cannot fetch key {key_id!r}")
-        cache.put(key_id, pem, now)
-        fresh = True
-    try:
-        return attempt()
-    except SignatureRejected as exc:
-        if fresh or exc.reason is not RejectReason.BAD_SIGNATURE:
-            raise
-        if not cache.may_refetch(key_id, now):
-            raise
-    pem = await fetch_key(key_id)
-    if pem is None:
-        cache.forget(key_id)
-        raise SignatureRejected(RejectReason.UNKNOWN_KEY, f"key {key_id!r} is gone")
-    cache.put(key_id, pem, now)
-    return attempt()
