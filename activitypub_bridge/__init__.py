@@ -8,7 +8,9 @@ the retry schedule as a transition table (:mod:`activitypub_bridge.delivery_sche
 SQLite queue (:mod:`activitypub_bridge.delivery_queue`) and its trio worker
 (:mod:`activitypub_bridge.delivery_worker`); the JSON documents it serves and sends (WebFinger,
 NodeInfo, actors, collections, Notes for works, Accepts: :mod:`activitypub_bridge.documents`);
-and the guard on remote fetches and domain blocks (:mod:`activitypub_bridge.ssrf`).
+the guard on remote fetches and domain blocks (:mod:`activitypub_bridge.ssrf`); what an inbox
+POST does, as decisions (:mod:`activitypub_bridge.inbox`); and who follows whom, with stored
+domain blocks (:mod:`activitypub_bridge.followers`).
 """
 
 from .delivery_queue import Delivery, DeliveryQueue, QueueStats
@@ -37,6 +39,7 @@ from .documents import (
     parse_acct,
     webfinger,
 )
+from .followers import Follower, FollowerStore, FollowerStoreError
 from .http_signatures import (
     CAVAGE_GET_HEADERS,
     CAVAGE_POST_HEADERS,
@@ -53,6 +56,18 @@ from .http_signatures import (
     verify_cavage,
     verify_request,
     verify_rfc9421,
+)
+from .inbox import (
+    AddFollower,
+    Decision,
+    Ignore,
+    RecordUsage,
+    Reject,
+    RejectKind,
+    RemoveActor,
+    RemoveFollower,
+    SendAccept,
+    handle_inbox,
 )
 from .key_cache import CachedKey, KeyCache, verify_with_refetch
 from .keys import (
@@ -78,6 +93,19 @@ from .ssrf import (
 )
 
 __all__ = [
+    "Follower",
+    "FollowerStore",
+    "FollowerStoreError",
+    "AddFollower",
+    "Decision",
+    "Ignore",
+    "RecordUsage",
+    "Reject",
+    "RejectKind",
+    "RemoveActor",
+    "RemoveFollower",
+    "SendAccept",
+    "handle_inbox",
     "ACTIVITY_JSON",
     "AS_CONTEXT",
     "NODEINFO_21_REL",
