@@ -48,6 +48,7 @@ from activitypub_bridge.delivery_schedule import (
     decide,
     transition,
 )
+from dag.sqlite_db import open_sqlite
 
 __all__ = ["Delivery", "DeliveryQueue", "QueueStats", "inbox_host"]
 
@@ -179,8 +180,7 @@ class DeliveryQueue:
         ``artdag deliveries`` beside a running daemon must pass ``recover=False``, or it would
         put the daemon's live sends back in the queue.
         """
-        conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn = open_sqlite(path, isolation_level=None)
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(_SCHEMA)
         queue = cls(conn, policy=policy or RetryPolicy(), clock=clock, rng=rng or random.Random())

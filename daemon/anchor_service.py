@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,13 +27,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-import sqlite_utils
 import trio
 from multiformats import CID
 from opentimestamps.calendar import DEFAULT_AGGREGATORS, DEFAULT_CALENDAR_WHITELIST
 
 import dag
 from dag import Blockstore, cid_to_str, parse_cid
+from dag.sqlite_db import open_sqlite_utils
 from provenance import Identity, sign_record, utc_timestamp, verify_signed
 from provenance.anchoring import (
     AnchorError,
@@ -172,9 +171,7 @@ class _AnchorTables:
     """The ``anchors`` and ``anchor_leaves`` tables (blocking; call from a worker thread)."""
 
     def __init__(self, path: Path) -> None:
-        conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        self.db = sqlite_utils.Database(conn)
+        self.db = open_sqlite_utils(path)
         self.lock = threading.Lock()
         self.db.table("anchors").create(
             {

@@ -15,7 +15,6 @@ wins (anchor times come from the anchoring service when it is wired in).
 from __future__ import annotations
 
 import logging
-import sqlite3
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
 import trio
 
 import dag
 from dag import CID, cid_to_str, parse_cid
+from dag.sqlite_db import open_sqlite_utils
 from provenance import RecordError, sign_record, verify_signed
 from provenance.claims import (
     ClaimInfo,
@@ -63,9 +62,7 @@ class FingerprintTable:
     """Fingerprints by subject CID, in the node's index database (own table)."""
 
     def __init__(self, path: Path) -> None:
-        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        self.db = sqlite_utils.Database(conn)
+        self.db = open_sqlite_utils(path)
         self._lock = threading.Lock()
         self.db.table("fingerprints").create(
             {"subject": str, "data": bytes, "source": str}, pk="subject", if_not_exists=True
@@ -241,8 +238,10 @@ class ClaimsService:
         """A verified claim from the network (repo sync or claims gossip)."""
         await self._index_claim(cid, record)
 
-    async def claims(self) -> list[tuple[str, dict[str, Any]]]:
-        rows = await trio.to_thread.run_sync(self.node.index.records_of, "claim")
+    async def claims(self, subject: CID | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """Every indexed claim (or those on ``subject``), read from the store and verified."""
+        key = None if subject is None else cid_to_str(subject)
+        rows = await trio.to_thread.run_sync(self.node.index.records_of, "claim", key)
         out = []
         for row in rows:
             try:
@@ -254,33 +253,22 @@ class ClaimsService:
             out.append((row["cid"], record))
         return out
 
-    async def winning_claim(self, subject: CID) -> dict[str, Any] | None:
-        """The claim that governs ``subject``'s revenue: the earliest anchored (then earliest
-        created) of the claims indexed for it."""
-        rows = await trio.to_thread.run_sync(
-            self.node.index.records_of, "claim", cid_to_str(subject)
-        )
-        found: dict[str, dict[str, Any]] = {}
-        infos = []
-        for row in rows:
-            try:
-                record = dag.decode_dagcbor(await self.node.store.get(parse_cid(row["cid"])))
-                verify_signed(record)
-            except Exception as exc:
-                log.warning("indexed claim %s is unusable: %s", row["cid"], exc)
-                continue
-            anchored = await self.anchor_time(row["cid"]) if self.anchor_time else None
-            found[row["cid"]] = record
-            infos.append(ClaimInfo.from_record(row["cid"], record, anchored))
-        ranked = rank_claims(infos)
-        return found[ranked[0].cid] if ranked else None
-
-    async def disputes(self) -> list[Dispute]:
-        claims = await self.claims()
+    async def _ranked(self, claims: list[tuple[str, dict[str, Any]]]) -> list[ClaimInfo]:
         infos = []
         for cid, record in claims:
             anchored = await self.anchor_time(cid) if self.anchor_time else None
             infos.append(ClaimInfo.from_record(cid, record, anchored))
+        return rank_claims(infos)
+
+    async def winning_claim(self, subject: CID) -> dict[str, Any] | None:
+        """The claim that governs ``subject``'s revenue: the earliest anchored (then earliest
+        created) of the claims indexed for it."""
+        claims = await self.claims(subject)
+        ranked = await self._ranked(claims)
+        return dict(claims)[ranked[0].cid] if ranked else None
+
+    async def disputes(self) -> list[Dispute]:
+        infos = await self._ranked(await self.claims())
         index = await self.index()
         subjects = {info.subject for info in infos}
         near: dict[str, list[tuple[str, float]]] = {}

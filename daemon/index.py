@@ -7,13 +7,12 @@ names the signed record it came from.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
+from dag.sqlite_db import open_sqlite_utils
 
 __all__ = ["Index", "AssetRow"]
 
@@ -44,9 +43,7 @@ class AssetRow:
 
 class Index:
     def __init__(self, path: Path) -> None:
-        conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        self.db = sqlite_utils.Database(conn)
+        self.db = open_sqlite_utils(path)
         self._lock = threading.Lock()
         self.db.table("assets").create(
             {

@@ -16,15 +16,13 @@ statement so concurrent increments never lose a count.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
+from dag.sqlite_db import open_sqlite_utils
 from renderer.market.reputation import Credit, is_avoided, is_trusted, reputation
 
 __all__ = [
@@ -171,9 +169,7 @@ def _job_to_db(row: JobRow) -> dict[str, Any]:
 
 class MarketStore:
     def __init__(self, path: Path | str) -> None:
-        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        self.db = sqlite_utils.Database(conn)
+        self.db = open_sqlite_utils(path)
         self._lock = threading.Lock()
         with self._lock, self.db.conn:
             self._create_tables()

@@ -69,10 +69,6 @@ __all__ = [
     "WorkSources",
     "build_work",
     "open_money",
-    "record_usage",
-    "settle",
-    "statement_proof",
-    "usage_counts",
 ]
 
 log = logging.getLogger("artdag.money")
@@ -522,42 +518,3 @@ async def open_money(node: Node, **callbacks: Any) -> AsyncIterator[MoneyService
         yield service
     finally:
         service.close()
-
-
-# -- the functions named in the issue, for callers that hold just a node ---------------------
-async def record_usage(
-    node: Node,
-    subject_cid: CID | str,
-    kind: str,
-    count: int = 1,
-    epoch: str | None = None,
-    listener: str | None = None,
-    source: str | None = None,
-) -> CID:
-    async with open_money(node) as money:
-        return await money.record_usage(subject_cid, kind, count, epoch, listener, source)
-
-
-async def usage_counts(node: Node, epoch: str) -> dict[str, int]:
-    async with open_money(node) as money:
-        return await money.usage_counts(epoch)
-
-
-async def settle(
-    node: Node,
-    epoch: str,
-    pool: int,
-    currency: str = "EUR",
-    policy: str = "splits",
-    operators: Sequence[str] = (),
-    **callbacks: Any,
-) -> tuple[CID, list[Line]]:
-    async with open_money(node, **callbacks) as money:
-        return await money.settle(epoch, pool, currency, policy, operators)
-
-
-async def statement_proof(
-    node: Node, statement_cid: CID | str, payee: str
-) -> tuple[Line, MerkleProof]:
-    async with open_money(node) as money:
-        return await money.statement_proof(statement_cid, payee)

@@ -16,20 +16,19 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TypeVar
 
-import sqlite_utils
 import trio
 from multiformats import CID
 
 from .blockstore import Blockstore, Pin, VerifyReport
 from .cids import Block, cid_to_str, multihash_key, parse_cid
 from .errors import BlockCorrupt, BlockNotFound, StoreError
+from .sqlite_db import open_sqlite_utils
 
 __all__ = ["FlatFsBlockstore"]
 
@@ -74,9 +73,7 @@ class FlatFsBlockstore(Blockstore):
         self._known_dirs: set[Path] = set()
         self._unsynced: list[Path] = []
         self._lock = threading.Lock()
-        conn = sqlite3.connect(self.root / "pins.db", check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        self._db = sqlite_utils.Database(conn)
+        self._db = open_sqlite_utils(self.root / "pins.db")
         self._db.table("pins").create(
             {"cid": str, "recursive": int, "created": str}, pk="cid", if_not_exists=True
         )

@@ -7,12 +7,11 @@ is gone from the store is treated as a miss by the executor.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlite_utils
+from dag.sqlite_db import open_sqlite_utils
 
 __all__ = ["CachedStep", "StepCache"]
 
@@ -29,9 +28,7 @@ class CachedStep:
 
 class StepCache:
     def __init__(self, path: Path | str) -> None:
-        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        self.db = sqlite_utils.Database(conn)
+        self.db = open_sqlite_utils(path)
         self._lock = threading.Lock()
         self.db.table("render_steps").create(
             {

@@ -14,7 +14,6 @@ so the connection is opened with ``check_same_thread=False`` and guarded by a lo
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import sqlite_utils
 from multiformats import CID
 
 from dag import parse_cid
+from dag.sqlite_db import open_sqlite_utils
 from provenance import utc_timestamp
 
 from .chain import ChainHead
@@ -43,9 +43,7 @@ class HeadRow:
 class RepoIndex:
     def __init__(self, db: sqlite_utils.Database | str | Path) -> None:
         if not isinstance(db, sqlite_utils.Database):
-            conn = sqlite3.connect(str(db), check_same_thread=False, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            db = sqlite_utils.Database(conn)
+            db = open_sqlite_utils(db)
         self.db = db
         self._lock = threading.Lock()
         with self._lock:
