@@ -1,6 +1,9 @@
 """ActivityPub bridge: Mastodon and other fediverse servers follow artdag creators.
 
-So far this package holds two foundations, not yet mounted by the daemon: the HTTP
+Mounted by the daemon (``daemon/activitypub_service.py``, ``daemon/api_activitypub.py``).
+Here: the outbound HTTP client with SSRF guard and double-knock signing
+(:mod:`activitypub_bridge.http_client`); what was emitted and received
+(:mod:`activitypub_bridge.activity_store`); the HTTP
 Signatures layer (sans-I/O): actor RSA keys (:mod:`activitypub_bridge.keys`) and signing and
 verification of requests in both draft-cavage and RFC 9421 form, with a key cache and re-fetch
 on rotation (:mod:`activitypub_bridge.http_signatures`); and the persistent delivery queue:
@@ -13,6 +16,7 @@ POST does, as decisions (:mod:`activitypub_bridge.inbox`); and who follows whom,
 domain blocks (:mod:`activitypub_bridge.followers`).
 """
 
+from .activity_store import ActivityStore, ActivityStoreError
 from .delivery_queue import Delivery, DeliveryQueue, QueueStats
 from .delivery_schedule import DeliveryError, DeliveryState, Outcome, RetryPolicy
 from .delivery_worker import DeliveryWorker
@@ -40,6 +44,7 @@ from .documents import (
     webfinger,
 )
 from .followers import Follower, FollowerStore, FollowerStoreError
+from .http_client import STYLES, BridgeClient, FetchError, SignatureStyle, Signer
 from .http_signatures import (
     CAVAGE_GET_HEADERS,
     CAVAGE_POST_HEADERS,
@@ -93,6 +98,13 @@ from .ssrf import (
 )
 
 __all__ = [
+    "ActivityStore",
+    "ActivityStoreError",
+    "STYLES",
+    "BridgeClient",
+    "FetchError",
+    "SignatureStyle",
+    "Signer",
     "Follower",
     "FollowerStore",
     "FollowerStoreError",

@@ -117,6 +117,7 @@ class Outcome:
     status: int | None
     retry_after: float | None = None  # seconds to wait, from the Retry-After header
     error: str = ""
+    refused: bool = False  # refused before sending (blocked domain, forbidden address)
 
     @classmethod
     def from_http(cls, status: int, retry_after: str | None = None, *, now: float) -> Outcome:
@@ -128,6 +129,12 @@ class Outcome:
     def transport_error(cls, message: str) -> Outcome:
         """No response: timeout, refused connection, reset, TLS failure."""
         return cls(None, None, message)
+
+    @classmethod
+    def refused_locally(cls, message: str) -> Outcome:
+        """Not sent, and never will be: the inbox's domain is blocked or its address is not
+        one the bridge may connect to. A permanent failure (dead letter at once)."""
+        return cls(None, None, message, refused=True)
 
     @property
     def ok(self) -> bool:
@@ -151,6 +158,8 @@ def parse_retry_after(value: str, now: float) -> float | None:
 def classify(outcome: Outcome, previous_status: int | None) -> DeliveryEvent:
     """The event an outcome is; ``previous_status`` is the status of the attempt before it."""
     status = outcome.status
+    if outcome.refused:
+        return DeliveryEvent.PERMANENT_FAILURE
     if status is None:
         return DeliveryEvent.TEMPORARY_FAILURE
     if 200 <= status < 300:

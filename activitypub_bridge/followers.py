@@ -15,13 +15,14 @@ synchronous and serialised by one lock over one connection; trio callers use
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from dag.sqlite_db import open_sqlite
 
 from .ssrf import DomainError, domain_blocked, parse_domain_block
 
@@ -79,10 +80,9 @@ def _host(url: str) -> str:
 
 class FollowerStore:
     def __init__(self, path: Path | str) -> None:
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        self._conn = open_sqlite(path)
         self._lock = threading.Lock()
         with self._lock, self._conn:
-            self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.executescript(_SCHEMA)
 
     def close(self) -> None:

@@ -34,14 +34,16 @@ class CachedKey:
     pem: str
     fetched_at: float
     key: PublicKeyTypes
+    refetched_at: float | None = None  # when a failed signature last made us fetch it again
 
 
 class KeyCache:
     """Fetched remote keys, ``key_id -> (pem, fetched_at)``; pure data, no I/O.
 
-    An entry older than ``max_age`` counts as absent (fetched again before use). A key fetched
-    less than ``refetch_cooldown`` seconds ago is not re-fetched after a failed signature, so a
-    stream of bad signatures cannot make us hammer the remote server.
+    An entry older than ``max_age`` counts as absent (fetched again before use). After a failed
+    signature a key is re-fetched at most once per ``refetch_cooldown`` seconds, so a stream of
+    bad signatures cannot make us hammer the remote server (the first fetch does not count: a
+    key rotated right after we first saw it is still followed).
     """
 
     def __init__(self, *, max_age: float = 86400.0, refetch_cooldown: float = 60.0) -> None:
@@ -56,14 +58,20 @@ class KeyCache:
             return None
         return entry
 
-    def put(self, key_id: str, pem: str | bytes, now: float | None = None) -> CachedKey:
-        """Store a fetched PEM; :class:`SignatureRejected` (unknown key) if it is not a key."""
+    def put(
+        self, key_id: str, pem: str | bytes, now: float | None = None, *, refetch: bool = False
+    ) -> CachedKey:
+        """Store a fetched PEM (``refetch``: fetched again after a failed signature);
+        :class:`SignatureRejected` (unknown key) if it is not a key."""
         try:
             key = load_public_key_pem(pem)
         except ActorKeyError as exc:
             raise SignatureRejected(RejectReason.UNKNOWN_KEY, f"{key_id!r}: {exc}") from None
         text = pem.decode("ascii", "replace") if isinstance(pem, bytes) else pem
-        entry = CachedKey(text, time.time() if now is None else now, key)
+        at = time.time() if now is None else now
+        previous = self._entries.get(key_id)
+        last_refetch = at if refetch else (previous.refetched_at if previous else None)
+        entry = CachedKey(text, at, key, last_refetch)
         self._entries[key_id] = entry
         return entry
 
@@ -73,7 +81,11 @@ class KeyCache:
     def may_refetch(self, key_id: str, now: float | None = None) -> bool:
         entry = self._entries.get(key_id)
         now = time.time() if now is None else now
-        return entry is None or now - entry.fetched_at >= self.refetch_cooldown
+        return (
+            entry is None
+            or entry.refetched_at is None
+            or now - entry.refetched_at >= self.refetch_cooldown
+        )
 
     def lookup(self, now: float | None = None) -> KeyLookup:
         """A ``key_lookup`` for the verifiers, reading this cache as of ``now``."""
@@ -135,5 +147,5 @@ async def verify_with_refetch(
     if pem is None:
         cache.forget(key_id)
         raise SignatureRejected(RejectReason.UNKNOWN_KEY, f"key {key_id!r} is gone")
-    cache.put(key_id, pem, now)
+    cache.put(key_id, pem, now, refetch=True)
     return attempt()

@@ -17,7 +17,10 @@ import dag
 from dag import cid_to_str, parse_cid
 from p2p.errors import P2PError
 from provenance import ProvenanceError
+from webui import add_gateway_routes
 
+from .activitypub_service import ActivityPubService
+from .api_activitypub import add_activitypub_routes
 from .api_market import add_market_routes
 from .api_p2p import add_p2p_routes
 from .api_render import RenderRequestError, add_render_routes
@@ -44,7 +47,7 @@ _STATUS_FOR_ERROR: dict[type[Exception], int] = {
 }
 
 
-def create_app(node: Node, token: str) -> QuartTrio:
+def create_app(node: Node, token: str, activitypub: ActivityPubService | None = None) -> QuartTrio:
     app = QuartTrio("artdag")
     app.config["MAX_CONTENT_LENGTH"] = node.config.max_upload_bytes
     app.config["BODY_TIMEOUT"] = 3600
@@ -134,4 +137,7 @@ def create_app(node: Node, token: str) -> QuartTrio:
     add_p2p_routes(app, node)
     add_market_routes(app, node, trust_after=node.config.trust_after)
     add_render_routes(app, node)
+    add_gateway_routes(app, node)
+    if activitypub is not None:
+        add_activitypub_routes(app, activitypub)
     return app

@@ -406,6 +406,7 @@ def record_verify(ctx: click.Context, cid: str) -> None:
 
 
 # Commands of later layers live in their own modules; each adds itself to the group here.
+from .cli_activitypub import register as _register_activitypub  # noqa: E402
 from .cli_anchor import register as _register_anchor  # noqa: E402
 from .cli_claims import register as _register_claims  # noqa: E402
 from .cli_market import register as _register_market  # noqa: E402
@@ -419,3 +420,4 @@ _register_market(main)
 _register_claims(main)
 _register_money(main)
 _register_anchor(main)
+_register_activitypub(main)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from activitypub_bridge.documents import BridgeSite, DocumentError
+from activitypub_bridge.ssrf import DomainError, parse_domain_block
 from renderer.market.policy import PolicyError, VolunteerPolicy
 
 __all__ = ["Config", "ConfigError", "load_config", "default_home", "ENVIRONMENT"]
@@ -79,6 +81,17 @@ class Config:
         "https://ots.btc.catallaxy.com",
     )
     anchor_header_source: str = "https://blockstream.info/api"
+    # [activitypub] (the fediverse bridge; the public URL is [node] domain / ARTDAG_DOMAIN)
+    activitypub: bool = True
+    ap_display_name: str = ""
+    ap_summary: str = "Works published from an artdag node, with their provenance."
+    ap_allow_http_loopback: bool = False  # tests: serve http://127.0.0.1:PORT as the public URL
+    ap_allow_private_fetch: bool = False  # tests: fetch http:// and loopback/private addresses
+    ap_blocked_domains: tuple[str, ...] = ()
+    ap_first_knock: str = "rfc9421"
+    ap_max_inbox_bytes: int = 1 << 20
+    ap_delivery_concurrency: int = 16
+    ap_delivery_per_host: int = 2
 
     @property
     def config_path(self) -> Path:
@@ -108,6 +121,25 @@ class Config:
     @property
     def p2p_db_path(self) -> Path:
         return self.home / "p2p.db"
+
+    @property
+    def activitypub_db_path(self) -> Path:
+        """Followers, domain blocks, emitted activities and processed inbound ids."""
+        return self.home / "activitypub.db"
+
+    @property
+    def deliveries_path(self) -> Path:
+        return self.home / "deliveries.db"
+
+    @property
+    def actor_key_path(self) -> Path:
+        """The creator's RSA key for HTTP Signatures (mode 0600)."""
+        return self.home / "actor-rsa.pem"
+
+    def bridge_site(self) -> BridgeSite:
+        """The public origin the fediverse sees (``domain``: a host, or an https URL; plain
+        http only on loopback with ``allow_http_loopback``). Raises DocumentError if bad."""
+        return BridgeSite.parse(self.domain, allow_http_loopback=self.ap_allow_http_loopback)
 
     @property
     def is_loopback(self) -> bool:
@@ -180,6 +212,18 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "calendars": "anchor_calendars",
         "header_source": "anchor_header_source",
     },
+    "activitypub": {
+        "enabled": "activitypub",
+        "display_name": "ap_display_name",
+        "summary": "ap_summary",
+        "allow_http_loopback": "ap_allow_http_loopback",
+        "allow_private_fetch": "ap_allow_private_fetch",
+        "blocked_domains": "ap_blocked_domains",
+        "first_knock": "ap_first_knock",
+        "max_inbox_bytes": "ap_max_inbox_bytes",
+        "delivery_concurrency": "ap_delivery_concurrency",
+        "delivery_per_host": "ap_delivery_per_host",
+    },
 }
 
 # environment variable -> Config attribute
@@ -210,12 +254,18 @@ ENVIRONMENT: dict[str, str] = {
     "ARTDAG_LEASE_SECONDS": "lease_seconds",
     "ARTDAG_HEARTBEAT_SECONDS": "heartbeat_seconds",
     "ARTDAG_OFFER_WAIT_SECONDS": "offer_wait_seconds",
+    "ARTDAG_ACTIVITYPUB": "activitypub",
+    "ARTDAG_AP_ALLOW_HTTP_LOOPBACK": "ap_allow_http_loopback",
+    "ARTDAG_AP_ALLOW_PRIVATE_FETCH": "ap_allow_private_fetch",
+    "ARTDAG_AP_BLOCKED_DOMAINS": "ap_blocked_domains",
+    "ARTDAG_AP_FIRST_KNOCK": "ap_first_knock",
 }
 
 # [volunteer] policy key -> Config attribute (for naming the key of a PolicyError)
 _POLICY_ATTRS = {key: attr for key, attr in _SECTIONS["volunteer"].items() if key != "enabled"}
 
 _TYPES = {f.name: f.type for f in fields(Config)}
+_MAY_BE_EMPTY = {"ap_display_name", "ap_summary"}
 
 
 def _coerce(attr: str, value: Any, where: str) -> Any:
@@ -253,6 +303,8 @@ def _coerce(attr: str, value: Any, where: str) -> Any:
         if not math.isfinite(number):
             raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return number
+    if isinstance(value, str) and attr in _MAY_BE_EMPTY:
+        return value.strip()
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
     return value.strip()
@@ -314,6 +366,27 @@ def _check(config: Config, where: dict[str, str]) -> Config:
         raise bad("trust_after", f"expected at least 1, got {config.trust_after}")
     if not 0 <= config.spot_check <= 1:
         raise bad("spot_check", f"expected a fraction 0..1, got {config.spot_check:g}")
+    try:
+        config.bridge_site()
+    except DocumentError as exc:
+        raise bad("domain", str(exc)) from None
+    for domain in config.ap_blocked_domains:
+        try:
+            parse_domain_block(domain)
+        except DomainError as exc:
+            raise bad("ap_blocked_domains", str(exc)) from None
+    if config.ap_first_knock not in ("rfc9421", "cavage"):
+        raise bad(
+            "ap_first_knock", f"expected 'rfc9421' or 'cavage', got {config.ap_first_knock!r}"
+        )
+    if not 1024 <= config.ap_max_inbox_bytes <= 64 << 20:
+        raise bad("ap_max_inbox_bytes", f"expected 1024..67108864, got {config.ap_max_inbox_bytes}")
+    if not 1 <= config.ap_delivery_concurrency <= 1024:
+        raise bad(
+            "ap_delivery_concurrency", f"expected 1..1024, got {config.ap_delivery_concurrency}"
+        )
+    if not 1 <= config.ap_delivery_per_host <= 64:
+        raise bad("ap_delivery_per_host", f"expected 1..64, got {config.ap_delivery_per_host}")
     return config
 
 

@@ -15,6 +15,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from .activitypub_service import ActivityPubService
 from .api import create_app
 from .client import remove_daemon_file, write_daemon_file
 from .config import Config
@@ -38,6 +39,7 @@ async def serve_http(
     token: str,
     host: str,
     port: int,
+    activitypub: ActivityPubService | None = None,
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -47,7 +49,7 @@ async def serve_http(
     hconfig.accesslog = None
     hconfig.errorlog = "-"
     hconfig.graceful_timeout = 5
-    await serve(create_app(node, token), hconfig, task_status=task_status)
+    await serve(create_app(node, token, activitypub), hconfig, task_status=task_status)
 
 
 async def run_daemon(
@@ -55,6 +57,8 @@ async def run_daemon(
 ) -> None:
     """Run until SIGINT or SIGTERM; ``on_ready`` is called once everything listens.
     ``fault`` is for tests only (a volunteer that returns wrong results)."""
+    from .activitypub_service import open_activitypub
+    from .money_service import open_money
     from .ownership import open_claims, run_claims_gossip, run_ownership_tasks
 
     async with open_node(config) as node, contextlib.AsyncExitStack() as stack:
@@ -67,7 +71,16 @@ async def run_daemon(
                     await start_market(nursery, config, node, fault=fault)
                     await nursery.start(run_claims_gossip, node, claims)
                 await nursery.start(run_ownership_tasks, node, claims)
-                urls = await nursery.start(serve_http, node, token, config.host, config.port)
+                activitypub = None
+                if config.activitypub:
+                    money = await stack.enter_async_context(
+                        open_money(node, find_claim=claims.winning_claim)
+                    )
+                    activitypub = await stack.enter_async_context(open_activitypub(node, money))
+                    await nursery.start(activitypub.run)
+                urls = await nursery.start(
+                    serve_http, node, token, config.host, config.port, activitypub
+                )
                 ready = Ready(
                     urls=urls,
                     did=node.did,

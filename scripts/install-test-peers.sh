@@ -61,4 +61,20 @@ else
   echo "$want" > "$stamp"
 fi
 
+# --- Fedify (ActivityPub follower peer) ----------------------------------------------------
+# @fedify/fedify 2.3.6 (pinned in tests/peers/fedify/package.json) for the ActivityPub tests;
+# node/npm are known to exist here (the js-ipfs section above installs them or exits).
+FEDIFY="$ROOT/tests/peers/fedify"
+fedify_stamp="$FEDIFY/node_modules/.artdag-install-stamp"
+fedify_want="$(cat "$FEDIFY/package.json" "$FEDIFY/package-lock.json" 2>/dev/null | sha256sum | cut -d' ' -f1) node-$(node --version)"
+if [ -f "$fedify_stamp" ] && [ "$(cat "$fedify_stamp")" = "$fedify_want" ] \
+   && [ -f "$FEDIFY/node_modules/@fedify/fedify/package.json" ]; then
+  echo "install-test-peers: Fedify node_modules up to date"
+else
+  echo "install-test-peers: npm ci in $FEDIFY"
+  (cd "$FEDIFY" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$fedify_want" > "$fedify_stamp"
+fi
+# --- end Fedify ------------------------------------------------------------------------------
+
 echo "install-test-peers: done in $(( $(date +%s) - start ))s"

@@ -351,6 +351,20 @@ async def test_key_rotation_refetches_once(
     assert server.fetches == 1
 
 
+async def test_rotation_right_after_the_first_fetch_is_followed(
+    key: rsa.RSAPrivateKey, other_key: rsa.RSAPrivateKey
+) -> None:
+    """The cooldown counts from the last failure-driven re-fetch, not from the first fetch."""
+    cache = KeyCache(refetch_cooldown=60)
+    cache.put(KEY_ID, public_key_pem(key), now=T0 - 5)  # first seen five seconds ago
+    server = KeyServer(public_key_pem(other_key))
+    headers, body = signed("cavage", other_key)
+    result = await verify_with_refetch(
+        SignedRequest("POST", INBOX, headers, body), cache, server.fetch, now=T0
+    )
+    assert result.key_id == KEY_ID and server.fetches == 1
+
+
 async def test_refetch_happens_at_most_once_per_request(
     key: rsa.RSAPrivateKey, other_key: rsa.RSAPrivateKey
 ) -> None:

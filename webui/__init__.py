@@ -1,0 +1,39 @@
+"""The web-facing side of a node: so far the public ``/ipfs/<cid>`` path gateway.
+
+The daemon mounts it with :func:`add_gateway_routes` on its Quart-trio app; the gateway gets
+the :class:`daemon.node.Node` it serves from as an argument and imports nothing from ``daemon``.
+"""
+
+from .gateway import (
+    IMMUTABLE_CACHE,
+    FetchMissing,
+    GatewayError,
+    add_gateway_routes,
+    content_disposition,
+    requested_format,
+    sniff_content_type,
+)
+from .gateway_ranges import (
+    ByteRange,
+    RangeKind,
+    RangeRequest,
+    if_none_match_hits,
+    if_range_allows,
+    parse_range,
+)
+
+__all__ = [
+    "IMMUTABLE_CACHE",
+    "ByteRange",
+    "FetchMissing",
+    "GatewayError",
+    "RangeKind",
+    "RangeRequest",
+    "add_gateway_routes",
+    "content_disposition",
+    "if_none_match_hits",
+    "if_range_allows",
+    "parse_range",
+    "requested_format",
+    "sniff_content_type",
+]
