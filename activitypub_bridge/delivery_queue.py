@@ -28,6 +28,7 @@ daemon); a second concurrent worker would need leases instead.
 
 from __future__ import annotations
 
+import math
 import random
 import sqlite3
 import threading
@@ -77,6 +78,9 @@ _COLUMNS = (
     "id, activity_id, inbox, host, body, state, attempts, next_at, last_error, last_status, "
     "created, updated, delivered_at"
 )
+
+
+_SWEEP_EVERY = 30.0  # seconds between sweeps of expired rows to dead
 
 
 def _placeholders(n: int) -> str:
@@ -163,6 +167,7 @@ class DeliveryQueue:
         self.policy = policy
         self._clock = clock
         self._rng = rng
+        self._last_sweep = -math.inf
 
     @classmethod
     def open(
@@ -229,12 +234,16 @@ class DeliveryQueue:
             return []
         claimable = _placeholders(len(_CLAIMABLE))
         with self._lock, self._transaction():
-            self._conn.execute(
-                f"UPDATE deliveries SET state = ?, updated = ?, "
-                f"last_error = COALESCE(last_error || '; ', '') || 'expired' "
-                f"WHERE state IN ({claimable}) AND created + ? <= ?",
-                (str(DeliveryState.DEAD), now, *_CLAIMABLE, self.policy.max_age, now),
-            )
+            # The expiry sweep reads every pending row: once per _SWEEP_EVERY seconds is enough
+            # (a row claimed just past its deadline is declared dead by ``finish`` if it fails).
+            if now - self._last_sweep >= _SWEEP_EVERY or now < self._last_sweep:
+                self._conn.execute(
+                    f"UPDATE deliveries SET state = ?, updated = ?, "
+                    f"last_error = COALESCE(last_error || '; ', '') || 'expired' "
+                    f"WHERE state IN ({claimable}) AND created + ? <= ?",
+                    (str(DeliveryState.DEAD), now, *_CLAIMABLE, self.policy.max_age, now),
+                )
+                self._last_sweep = now
             ids = [
                 row[0]
                 for row in self._conn.execute(

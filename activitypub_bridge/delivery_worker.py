@@ -74,9 +74,14 @@ class DeliveryWorker:
                 for delivery in batch:
                     self._in_flight += 1
                     nursery.start_soon(self._deliver, delivery)
-                # Rows due now but not claimed wait for a slot: a finishing send wakes us.
-                upcoming = await trio.to_thread.run_sync(self.queue.next_due, now)
-                delay = self._idle_poll if upcoming is None else upcoming - self._clock()
+                # Rows due now but not claimed wait for a slot: a finishing send wakes us. When
+                # every free slot was filled, a finishing send is what we wait for anyway; only
+                # otherwise may the next row be due later (a retry), so ask when.
+                delay = self._idle_poll
+                if len(batch) < free or self._in_flight == 0:
+                    upcoming = await trio.to_thread.run_sync(self.queue.next_due, now)
+                    if upcoming is not None:
+                        delay = upcoming - self._clock()
                 with trio.move_on_after(max(0.0, min(delay, self._idle_poll))):
                     await self._wake.wait()
 

@@ -18,7 +18,9 @@ import ipaddress
 import json
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -51,6 +53,14 @@ SignatureStyle = Literal["rfc9421", "cavage"]
 STYLES: tuple[SignatureStyle, ...] = ("rfc9421", "cavage")
 _ACCEPT = f'{ACTIVITY_JSON}, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 _MAX_REDIRECTS = 3
+_PER_ORIGIN = 16  # connections per remote origin
+_MAX_POOLS = 512  # origins with a live pool; the least recently used idle ones are closed
+
+
+@dataclass
+class _Pool:
+    client: httpx.AsyncClient
+    active: int = 0  # requests in progress (a pool in use is never closed)
 
 
 class FetchError(Exception):
@@ -112,15 +122,37 @@ class BridgeClient:
         self.user_agent = user_agent
         self._resolve = resolve
         self._styles: dict[str, SignatureStyle] = {}  # host -> the form it accepted
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            follow_redirects=False,
-            trust_env=False,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-        )
+        self._timeout = httpx.Timeout(timeout, connect=10.0)
+        self._ssl = httpx.create_ssl_context()  # loaded once, shared by every pool
+        # One small connection pool per remote origin: httpcore scans a whole pool on every
+        # request, so one big pool over many hosts costs time quadratic in the fan-out.
+        self._pools: OrderedDict[str, _Pool] = OrderedDict()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        pools, self._pools = list(self._pools.values()), OrderedDict()
+        for pool in pools:
+            await pool.client.aclose()
+
+    async def _pool_for(self, key: str) -> _Pool:
+        pool = self._pools.get(key)
+        if pool is not None:
+            self._pools.move_to_end(key)
+            return pool
+        pool = _Pool(
+            httpx.AsyncClient(
+                verify=self._ssl,
+                timeout=self._timeout,
+                follow_redirects=False,
+                trust_env=False,
+                limits=httpx.Limits(max_connections=_PER_ORIGIN, max_keepalive_connections=8),
+            )
+        )
+        self._pools[key] = pool
+        if len(self._pools) > _MAX_POOLS:
+            idle = [k for k, p in self._pools.items() if p.active == 0 and k != key]
+            for old_key in idle[: len(self._pools) - _MAX_POOLS]:
+                await self._pools.pop(old_key).client.aclose()
+        return pool
 
     async def __aenter__(self) -> BridgeClient:
         return self
@@ -171,16 +203,34 @@ class BridgeClient:
         sign = sign_rfc9421 if style == "rfc9421" else sign_cavage
         return sign(method, url, dict(headers), body, signer.key_id, signer.private_key)
 
-    async def _send_once(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
-    ) -> httpx.Response:
-        address = await self._check(url)
+    @asynccontextmanager
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        address: IPAddress | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """One request to ``url`` at ``address`` (checked now if not given); the response is
+        streamed and closed on exit."""
+        if address is None:
+            address = await self._check(url)
         pinned, host_header, extensions = _pinned(url, address)
+        pool = await self._pool_for(f"{urlsplit(url).scheme}://{host_header['Host']}@{address}")
         request_headers = {**headers, **host_header, "User-Agent": self.user_agent}
-        request = self._http.build_request(
+        request = pool.client.build_request(
             method, pinned, headers=request_headers, content=body, extensions=extensions
         )
-        return await self._http.send(request, stream=True)
+        pool.active += 1
+        try:
+            response = await pool.client.send(request, stream=True)
+            try:
+                yield response
+            finally:
+                await response.aclose()
+        finally:
+            pool.active -= 1
 
     async def _read_limited(self, response: httpx.Response) -> bytes:
         declared = response.headers.get("Content-Length")
@@ -201,8 +251,7 @@ class BridgeClient:
         redirects, each checked; :class:`FetchError` or :class:`FetchRefused` on failure."""
         current = url.split("#", 1)[0]
         for _ in range(_MAX_REDIRECTS + 1):
-            response = await self._get(current, signer)
-            try:
+            async with self._get(current, signer) as response:
                 if response.status_code in (301, 302, 303, 307, 308):
                     location = response.headers.get("Location")
                     if not location:
@@ -212,8 +261,6 @@ class BridgeClient:
                 if response.status_code != 200:
                     raise FetchError(f"GET {current}: HTTP {response.status_code}")
                 data = await self._read_limited(response)
-            finally:
-                await response.aclose()
             try:
                 document = json.loads(data)
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -223,21 +270,25 @@ class BridgeClient:
             return document
         raise FetchError(f"GET {url}: more than {_MAX_REDIRECTS} redirects")
 
-    async def _get(self, url: str, signer: Signer | None) -> httpx.Response:
+    @asynccontextmanager
+    async def _get(self, url: str, signer: Signer | None) -> AsyncIterator[httpx.Response]:
+        """GET, signed in the host's preferred form and once more in the other on 401/403."""
         headers = {"Accept": _ACCEPT}
         if signer is None:
-            return await self._send_once("GET", url, headers, None)
-        response: httpx.Response | None = None
-        for style in self._styles_for(url):
-            if response is not None:
-                await response.aclose()
+            async with self._exchange("GET", url, headers, None) as response:
+                yield response
+            return
+        styles = self._styles_for(url)
+        for i, style in enumerate(styles):
             signed = self._sign(style, "GET", url, headers, None, signer)
-            response = await self._send_once("GET", url, signed, None)
-            if response.status_code not in (401, 403):
-                self._remember(url, style)
-                return response
-        assert response is not None
-        return response
+            async with self._exchange("GET", url, signed, None) as response:
+                refused = response.status_code in (401, 403)
+                if refused and i + 1 < len(styles):
+                    continue
+                if not refused:
+                    self._remember(url, style)
+                yield response
+                return
 
     # -- POST -------------------------------------------------------------------------------
     async def post(self, inbox: str, body: bytes, signer: Signer) -> Outcome:
@@ -245,7 +296,7 @@ class BridgeClient:
         refusals by our own guard) becomes an :class:`Outcome` for the delivery queue."""
         now = time.time()
         try:
-            await self._check(inbox)
+            address = await self._check(inbox)
         except FetchRefused as exc:
             return Outcome.refused_locally(str(exc))
         headers = {"Content-Type": ACTIVITY_JSON, "Accept": ACTIVITY_JSON}
@@ -254,15 +305,12 @@ class BridgeClient:
         try:
             for style in self._styles_for(inbox):
                 signed = self._sign(style, "POST", inbox, headers, body, signer)
-                response = await self._send_once("POST", inbox, signed, body)
-                try:
+                async with self._exchange("POST", inbox, signed, body, address) as response:
                     status = response.status_code
                     retry_after = response.headers.get("Retry-After")
-                    # Drain a little of the body so the connection can be reused.
+                    # Read (a little of) the body so the connection can be reused.
                     async for _ in response.aiter_bytes():
                         break
-                finally:
-                    await response.aclose()
                 if status != 401:
                     if 200 <= status < 300:
                         self._remember(inbox, style)

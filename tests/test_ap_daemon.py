@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -305,3 +306,84 @@ def test_publish_likes_and_blocks(
         daemon.cli("unblock", "127.0.0.1")
     deliveries = json.loads(daemon.cli("deliveries", "--json").stdout)
     assert deliveries["stats"]["delivered"] >= 2
+
+
+# -- crash safety ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_kill_9_with_deliveries_queued_delivers_each_exactly_once(tmp_path: Path) -> None:
+    """Five followers: two remotes with shared inboxes, one remote whose three followers have
+    only personal inboxes (so with two sends per host, one of its deliveries is still queued
+    when the daemon dies). The remotes hold every POST open; the daemon is SIGKILLed with sends
+    in flight and one queued, then restarted: every follower receives the Create, verified, at
+    most once more than needed (the resend of an interrupted send), and de-duplicating by
+    activity id, as receivers do, each sees it exactly once; nothing is left in the queue."""
+    daemon = bridge_daemon(tmp_path / "alice").start()
+    try:
+        with (
+            remote_server(("anna",)) as a,
+            remote_server(("bert",)) as b,
+            remote_server(("c1", "c2", "c3"), shared_inbox=False) as c,
+        ):
+            followers = [(a, "anna"), (b, "bert"), (c, "c1"), (c, "c2"), (c, "c3")]
+            for server, name in followers:
+                response = server.signed_post(
+                    daemon.api_url + "/inbox", server.follow(actor_url(daemon), name), name=name
+                )
+                assert response.status_code == 202, response.text
+            wait_until(
+                lambda: (
+                    all(
+                        any(name in r.path for r in server.of_type("Accept"))
+                        for server, name in followers
+                        if server is c
+                    )
+                    and a.of_type("Accept")
+                    and b.of_type("Accept")
+                ),
+                20,
+                "five Accepts",
+            )
+            for server in (a, b, c):
+                server.hold = threading.Event()
+            video = make_video(tmp_path / "clip.mp4", seconds=1, container="mp4")
+            cid = daemon.add_bytes(video.read_bytes(), "clip.mp4")["cid"]
+            published = json.loads(daemon.cli("publish", cid, "--json").stdout)
+            assert published["queued"] == 5
+            wait_until(lambda: a.held >= 1 and b.held >= 1 and c.held >= 2, 20, "sends in flight")
+            stats = json.loads(daemon.cli("deliveries", "--json").stdout)["stats"]
+            assert stats["in-flight"] == 4 and stats["queued"] == 1, stats
+
+            daemon.kill()
+            for server in (a, b, c):
+                assert server.hold is not None
+                server.hold.set()
+            daemon.restart()
+
+            create_id = published["activity"]
+
+            def drained() -> bool:
+                s = json.loads(daemon.cli("deliveries", "--json").stdout)["stats"]
+                return s["delivered"] >= 5 + 5 and s["queued"] == 0 and s["in-flight"] == 0
+
+            wait_until(drained, 30, "the queue to drain after the restart")
+            time.sleep(0.5)  # nothing more may arrive
+            per_inbox: dict[str, int] = {}
+            for server in (a, b, c):
+                for r in server.of_type("Create"):
+                    assert r.verified, r.error
+                    assert r.activity["id"] == create_id
+                    per_inbox[server.url + r.path] = per_inbox.get(server.url + r.path, 0) + 1
+            expected = {a.url + "/inbox", b.url + "/inbox"} | {
+                f"{c.url}/users/{n}/inbox" for n in ("c1", "c2", "c3")
+            }
+            # Every follower got it, one activity id (receivers de-duplicate by it, so the
+            # effect is exactly once per follower) ...
+            assert set(per_inbox) == expected
+            assert all(1 <= n <= 2 for n in per_inbox.values()), (
+                per_inbox
+            )  # ... resent at most once
+            assert sum(per_inbox.values()) <= 5 + 4  # only the four interrupted sends repeat
+    finally:
+        daemon.stop()
