@@ -17,7 +17,7 @@ import dag
 from dag import cid_to_str, parse_cid
 from p2p.errors import P2PError
 from provenance import ProvenanceError
-from webui import add_gateway_routes
+from webui import AssetSummary, add_gateway_routes, add_provenance_routes
 
 from .activitypub_service import ActivityPubService
 from .api_activitypub import add_activitypub_routes
@@ -45,6 +45,28 @@ _STATUS_FOR_ERROR: dict[type[Exception], int] = {
     P2PError: 502,
     RenderRequestError: 400,
 }
+
+
+def _add_provenance_page(app: QuartTrio, node: Node) -> None:
+    """The public provenance page fediverse posts link to (``webui.provenance_page``)."""
+    from .render_service import RenderService
+
+    renders = RenderService.for_node(node)
+
+    @app.after_serving
+    async def close_renders() -> None:
+        renders.close()
+
+    async def graph_for(cid: str) -> Any:
+        return await renders.provenance_graph(cid, max_nodes=500)
+
+    async def asset_for(cid: str) -> AssetSummary | None:
+        row = await node.asset(cid)
+        if row is None:
+            return None
+        return AssetSummary(row.name, row.mime, row.signer, row.created)
+
+    add_provenance_routes(app, graph_for, asset_for)
 
 
 def create_app(node: Node, token: str, activitypub: ActivityPubService | None = None) -> QuartTrio:
@@ -138,6 +160,7 @@ def create_app(node: Node, token: str, activitypub: ActivityPubService | None = 
     add_market_routes(app, node, trust_after=node.config.trust_after)
     add_render_routes(app, node)
     add_gateway_routes(app, node)
+    _add_provenance_page(app, node)
     if activitypub is not None:
         add_activitypub_routes(app, activitypub)
     return app

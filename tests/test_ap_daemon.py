@@ -55,7 +55,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
 
 @pytest.fixture(scope="module")
 def remote() -> Iterator[RemoteServer]:
-    with remote_server(("mallory", "trent", "rotor")) as server:
+    with remote_server(("mallory", "trent", "rotor", "dora")) as server:
         yield server
 
 
@@ -204,6 +204,21 @@ def test_follow_gets_a_signed_accept_and_undo_removes(
     assert remote.actor_id() not in followers_of(daemon)
 
 
+def test_delete_of_a_remote_actor_removes_it(daemon: DaemonProcess, remote: RemoteServer) -> None:
+    follow = remote.follow(actor_url(daemon), "dora")
+    assert remote.signed_post(daemon.api_url + "/inbox", follow, name="dora").status_code == 202
+    assert remote.actor_id("dora") in followers_of(daemon)
+    delete = {
+        "id": remote.actor_id("dora") + "#delete",
+        "type": "Delete",
+        "actor": remote.actor_id("dora"),
+        "object": remote.actor_id("dora"),
+    }
+    response = remote.signed_post(daemon.api_url + "/inbox", delete, name="dora")
+    assert response.status_code == 202, response.text
+    assert remote.actor_id("dora") not in followers_of(daemon)
+
+
 def test_forged_actor_is_refused(daemon: DaemonProcess, remote: RemoteServer) -> None:
     """Signed by trent's key, claiming to be mallory."""
     follow = remote.follow(actor_url(daemon), "mallory")
@@ -265,6 +280,12 @@ def test_publish_likes_and_blocks(
     # Every id resolves: the note, the Create, and the outbox lists it.
     assert httpx.get(note["id"], timeout=10).json()["id"] == note["id"]
     assert httpx.get(published["activity"], timeout=10).json()["type"] == "Create"
+    # The note links to the work's public provenance page, which plays it from the gateway.
+    provenance = httpx.get(note["url"], timeout=30)
+    assert provenance.status_code == 200, provenance.text
+    assert f'src="/ipfs/{cid}"' in provenance.text and "<video" in provenance.text
+    played = httpx.get(media["url"], headers={"Range": "bytes=0-99"}, timeout=10)
+    assert played.status_code == 206 and played.content == video.read_bytes()[:100]
     page = httpx.get(actor_url(daemon) + "/outbox?page=1", timeout=10).json()
     assert page["orderedItems"][0]["id"] == published["activity"]
 

@@ -1,4 +1,5 @@
-"""The web-facing side of a node: so far the public ``/ipfs/<cid>`` path gateway.
+"""The web-facing side of a node: so far the public ``/ipfs/<cid>`` path gateway and the public
+provenance page of a work (``/provenance/<cid>``, linked from fediverse posts).
 
 The daemon mounts it with :func:`add_gateway_routes` on its Quart-trio app; the gateway gets
 the :class:`daemon.node.Node` it serves from as an argument and imports nothing from ``daemon``.
@@ -21,8 +22,11 @@ from .gateway_ranges import (
     if_range_allows,
     parse_range,
 )
+from .provenance_page import AssetSummary, add_provenance_routes
 
 __all__ = [
+    "AssetSummary",
+    "add_provenance_routes",
     "IMMUTABLE_CACHE",
     "ByteRange",
     "FetchMissing",
