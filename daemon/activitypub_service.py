@@ -299,7 +299,15 @@ class ActivityPubService:
             self.activities.seen, activity_id
         ):
             return InboxResult(202, "already processed")
-        decisions = handle_inbox(self.site, self.creators, activity, owner, blocked=self.is_blocked)
+        decisions = handle_inbox(
+            self.site,
+            self.creators,
+            activity,
+            owner,
+            blocked=self.is_blocked,
+            # Remote http:// ids only where http fetches are allowed (loopback tests).
+            allow_http=self.client.allow_private or self.site.base_url.startswith("http://"),
+        )
         for decision in decisions:
             if isinstance(decision, Reject):
                 return InboxResult(_status_for(decision.kind), decision.reason)

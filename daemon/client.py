@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -87,10 +89,14 @@ class DaemonClient:
         return cls(info["api"], read_token(config), info)
 
     def _client(self, timeout: float | None = 30.0) -> httpx.Client:
+        cert = self.info.get("tls_cert")  # the daemon serves https with this certificate
         return httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {self.token}"},
             timeout=timeout,
+            verify=ssl.create_default_context(cafile=str(Path(cert).expanduser()))
+            if cert
+            else True,
         )
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:

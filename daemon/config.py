@@ -39,6 +39,8 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8200
     max_upload_bytes: int = 64 << 30
+    tls_cert: str = ""  # serve https with this certificate (PEM) and key, else plain http
+    tls_key: str = ""
     # [store]
     store: str = "embedded"
     kubo_url: str = "http://127.0.0.1:5001"
@@ -172,7 +174,13 @@ class Config:
 # TOML section -> {key in file: Config attribute}
 _SECTIONS: dict[str, dict[str, str]] = {
     "node": {"user": "user", "domain": "domain"},
-    "http": {"host": "host", "port": "port", "max_upload_bytes": "max_upload_bytes"},
+    "http": {
+        "host": "host",
+        "port": "port",
+        "max_upload_bytes": "max_upload_bytes",
+        "tls_cert": "tls_cert",
+        "tls_key": "tls_key",
+    },
     "store": {"backend": "store", "kubo_url": "kubo_url", "sync": "sync"},
     "import": {
         "chunk_size": "chunk_size",
@@ -233,6 +241,8 @@ ENVIRONMENT: dict[str, str] = {
     "ARTDAG_HOST": "host",
     "ARTDAG_PORT": "port",
     "ARTDAG_MAX_UPLOAD_BYTES": "max_upload_bytes",
+    "ARTDAG_TLS_CERT": "tls_cert",
+    "ARTDAG_TLS_KEY": "tls_key",
     "ARTDAG_STORE": "store",
     "ARTDAG_KUBO_URL": "kubo_url",
     "ARTDAG_SYNC": "sync",
@@ -265,7 +275,7 @@ ENVIRONMENT: dict[str, str] = {
 _POLICY_ATTRS = {key: attr for key, attr in _SECTIONS["volunteer"].items() if key != "enabled"}
 
 _TYPES = {f.name: f.type for f in fields(Config)}
-_MAY_BE_EMPTY = {"ap_display_name", "ap_summary"}
+_MAY_BE_EMPTY = {"ap_display_name", "ap_summary", "tls_cert", "tls_key"}
 
 
 def _coerce(attr: str, value: Any, where: str) -> Any:
@@ -324,6 +334,17 @@ def _check(config: Config, where: dict[str, str]) -> Config:
         raise bad("chunk_size", f"expected 1..1048576 bytes, got {config.chunk_size}")
     if config.cid_version not in (0, 1):
         raise bad("cid_version", f"expected 0 or 1, got {config.cid_version}")
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise bad(
+            "tls_cert" if config.tls_cert else "tls_key",
+            "set both tls_cert and tls_key (ARTDAG_TLS_CERT, ARTDAG_TLS_KEY), or neither",
+        )
+    for attr in ("tls_cert", "tls_key"):
+        path = Path(getattr(config, attr)).expanduser() if getattr(config, attr) else None
+        if path is not None and not path.is_file():
+            raise bad(attr, f"no such file: {path}")
+    if config.tls_key and Path(config.tls_key).expanduser().stat().st_mode & 0o077:
+        raise bad("tls_key", f"{config.tls_key} is readable by others; chmod 600 it")
     if config.max_upload_bytes < 0:
         raise bad("max_upload_bytes", "must not be negative")
     for url in (*config.anchor_calendars, config.anchor_header_source):

@@ -10,6 +10,7 @@ import contextlib
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -49,6 +50,9 @@ async def serve_http(
     hconfig.accesslog = None
     hconfig.errorlog = "-"
     hconfig.graceful_timeout = 5
+    if node.config.tls_cert:
+        hconfig.certfile = str(Path(node.config.tls_cert).expanduser())
+        hconfig.keyfile = str(Path(node.config.tls_key).expanduser())
     await serve(create_app(node, token, activitypub), hconfig, task_status=task_status)
 
 
@@ -94,6 +98,7 @@ async def run_daemon(
                         "did": node.did,
                         "peer_id": ready.peer_id,
                         "p2p_addrs": ready.p2p_addrs,
+                        "tls_cert": config.tls_cert or None,
                     },
                 )
                 on_ready(ready)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -133,6 +134,11 @@ class DaemonProcess:
             base_url=self.api_url,
             headers={"Authorization": f"Bearer {self.token}"},
             timeout=timeout,
+            verify=(
+                ssl.create_default_context(cafile=self.info["tls_cert"])
+                if self.info.get("tls_cert")
+                else True
+            ),
         )
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

@@ -408,3 +408,46 @@ def test_kill_9_with_deliveries_queued_delivers_each_exactly_once(tmp_path: Path
             assert sum(per_inbox.values()) <= 5 + 4  # only the four interrupted sends repeat
     finally:
         daemon.stop()
+
+
+# -- configuration -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"ARTDAG_DOMAIN": "http://127.0.0.1:8200"}, "ARTDAG_DOMAIN"),  # http not allowed
+        (
+            {"ARTDAG_DOMAIN": "http://example.org", "ARTDAG_AP_ALLOW_HTTP_LOOPBACK": "1"},
+            "ARTDAG_DOMAIN",  # http only on loopback, even when allowed
+        ),
+        ({"ARTDAG_DOMAIN": "https://example.org/path"}, "ARTDAG_DOMAIN"),
+        ({"ARTDAG_AP_BLOCKED_DOMAINS": "ok.example,not a domain"}, "ARTDAG_AP_BLOCKED_DOMAINS"),
+        ({"ARTDAG_AP_FIRST_KNOCK": "hmac"}, "ARTDAG_AP_FIRST_KNOCK"),
+        ({"ARTDAG_TLS_CERT": "/nonexistent.pem"}, "ARTDAG_TLS"),
+    ],
+)
+def test_bad_bridge_config_is_refused_naming_the_variable(
+    tmp_path: Path, env: dict[str, str], named: str
+) -> None:
+    from daemon.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=named):
+        load_config(tmp_path, environ=env)
+
+
+def test_tls_key_readable_by_others_is_refused(tmp_path: Path) -> None:
+    from daemon.config import ConfigError, load_config
+
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("x")
+    key.write_text("x")
+    key.chmod(0o644)
+    env = {"ARTDAG_TLS_CERT": str(cert), "ARTDAG_TLS_KEY": str(key)}
+    with pytest.raises(ConfigError, match="chmod 600"):
+        load_config(tmp_path, environ=env)
+    key.chmod(0o600)
+    assert load_config(tmp_path, environ=env).tls_key == str(key)
+    assert load_config(
+        tmp_path, environ={"ARTDAG_DOMAIN": "art.example"}
+    ).bridge_site().base_url == ("https://art.example")

@@ -100,3 +100,79 @@ async def test_fedify_follows_receives_accept_and_publish(tmp_path: Path, style:
             assert kinds == [("like", peer.actor)]
     finally:
         await trio.to_thread.run_sync(daemon.stop)
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (its own CA, as a home node's would be) and its key."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "tls-cert.pem", directory / "tls-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+async def test_fedify_finds_the_creator_by_acct_over_https(tmp_path: Path) -> None:
+    """``acct:alice@host`` as a Mastodon user types it: Fedify resolves it by WebFinger over
+    https (the daemon serving TLS itself, its certificate trusted through NODE_EXTRA_CA_CERTS),
+    then fetches the actor and follows."""
+    require_fedify()
+    from tests.test_ap_daemon import free_port
+
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    daemon = DaemonProcess(
+        tmp_path / "alice",
+        ARTDAG_PORT=str(port),
+        ARTDAG_P2P="false",
+        ARTDAG_USER="alice",
+        ARTDAG_DOMAIN=f"https://127.0.0.1:{port}",
+        ARTDAG_TLS_CERT=str(cert),
+        ARTDAG_TLS_KEY=str(key),
+        ARTDAG_AP_ALLOW_PRIVATE_FETCH="true",  # Fedify itself serves plain http on loopback
+    )
+    await trio.to_thread.run_sync(daemon.start)
+    try:
+        assert daemon.api_url.startswith("https://")
+        async with fedify_peer(env={"NODE_EXTRA_CA_CERTS": str(cert)}) as peer:
+            followed = await peer.follow(f"acct:alice@127.0.0.1:{port}")
+            actor = f"https://127.0.0.1:{port}/users/alice"
+            assert followed["target_actor"] == actor
+            accepts = await peer.wait_for(
+                lambda acts: [a for a in acts if a["type"] == "Accept"], timeout=20
+            )
+            assert accepts[0]["actor"] == actor
+            assert peer.actor in await trio.to_thread.run_sync(_followers, daemon)
+    finally:
+        await trio.to_thread.run_sync(daemon.stop)
