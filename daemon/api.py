@@ -17,7 +17,15 @@ import dag
 from dag import cid_to_str, parse_cid
 from p2p.errors import P2PError
 from provenance import ProvenanceError
-from webui import AssetSummary, add_gateway_routes, add_provenance_routes
+from webui import (
+    AssetSummary,
+    PasswordFile,
+    WebServices,
+    add_gateway_routes,
+    add_pages,
+    add_provenance_routes,
+    load_or_create_secret,
+)
 
 from .activitypub_service import ActivityPubService
 from .api_activitypub import add_activitypub_routes
@@ -69,7 +77,12 @@ def _add_provenance_page(app: QuartTrio, node: Node) -> None:
     add_provenance_routes(app, graph_for, asset_for)
 
 
-def create_app(node: Node, token: str, activitypub: ActivityPubService | None = None) -> QuartTrio:
+def create_app(
+    node: Node,
+    token: str,
+    activitypub: ActivityPubService | None = None,
+    web: WebServices | None = None,
+) -> QuartTrio:
     app = QuartTrio("artdag")
     app.config["MAX_CONTENT_LENGTH"] = node.config.max_upload_bytes
     app.config["BODY_TIMEOUT"] = 3600
@@ -163,4 +176,13 @@ def create_app(node: Node, token: str, activitypub: ActivityPubService | None = 
     _add_provenance_page(app, node)
     if activitypub is not None:
         add_activitypub_routes(app, activitypub)
+    if web is not None:
+        config = node.config
+        add_pages(
+            app,
+            web,
+            password=PasswordFile(config.web_password_path),
+            secret=load_or_create_secret(config.web_secret_path),
+            secure_cookies=bool(config.tls_cert),
+        )
     return app

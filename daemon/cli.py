@@ -96,10 +96,44 @@ def main(ctx: click.Context, home: str | None) -> None:
         fail(str(exc))
 
 
+def _read_new_password(from_stdin: bool, *, optional: bool) -> str | None:
+    """A new web UI password: one line from stdin, or asked twice on the terminal."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        if optional:
+            return None
+        fail("no terminal to ask for the password on: use --password-stdin")
+    prompt = "Web UI password" + (" (empty: set it later with `artdag passwd`)" if optional else "")
+    text: str = click.prompt(
+        prompt,
+        hide_input=True,
+        confirmation_prompt=True,
+        default="" if optional else None,
+        show_default=False,
+    )
+    return text or None
+
+
+def _set_password(config: Config, password: str) -> None:
+    from webui import PasswordError, PasswordFile
+
+    try:
+        PasswordFile(config.web_password_path).set(password)
+    except (PasswordError, OSError) as exc:
+        fail(str(exc))
+
+
 @main.command()
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the web UI password from stdin (one line)."
+)
 @click.pass_context
-def init(ctx: click.Context) -> None:
-    """Create the node directory, key and API token (safe to run again); print the did:key."""
+def init(ctx: click.Context, password_stdin: bool) -> None:
+    """Create the node directory, keys, API token and the web UI password (safe to run again);
+    print the did:key."""
+    from webui import PasswordFile
+
     config = _config(ctx)
     try:
         report = init_home(config)
@@ -107,7 +141,27 @@ def init(ctx: click.Context) -> None:
         fail(str(exc))
     if report.created:
         click.echo(f"initialised {report.home}", err=True)
+    if password_stdin or not PasswordFile(config.web_password_path).is_set:
+        password = _read_new_password(password_stdin, optional=True)
+        if password:
+            _set_password(config, password)
+            click.echo("web UI password set", err=True)
+        elif not PasswordFile(config.web_password_path).is_set:
+            click.echo("no web UI password yet: set one with `artdag passwd`", err=True)
     click.echo(report.did)
+
+
+@main.command()
+@click.option("--password-stdin", is_flag=True, help="Read the new password from stdin (one line).")
+@click.pass_context
+def passwd(ctx: click.Context, password_stdin: bool) -> None:
+    """Set the owner's password for the web UI (stored as an scrypt hash, mode 0600)."""
+    config = _config(ctx)
+    password = _read_new_password(password_stdin, optional=False)
+    if not password:
+        fail("empty password")
+    _set_password(config, password)
+    click.echo("web UI password set; every web session must log in again")
 
 
 def _open_readable(path: str) -> Any:

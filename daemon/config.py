@@ -125,6 +125,16 @@ class Config:
         return self.home / "p2p.db"
 
     @property
+    def web_password_path(self) -> Path:
+        """The owner's web UI password (scrypt hash, mode 0600)."""
+        return self.home / "web-password"
+
+    @property
+    def web_secret_path(self) -> Path:
+        """The key that signs web UI session cookies (mode 0600)."""
+        return self.home / "web-secret"
+
+    @property
     def activitypub_db_path(self) -> Path:
         """Followers, domain blocks, emitted activities and processed inbound ids."""
         return self.home / "activitypub.db"

@@ -16,6 +16,8 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from webui import WebServices
+
 from .activitypub_service import ActivityPubService
 from .api import create_app
 from .client import remove_daemon_file, write_daemon_file
@@ -41,6 +43,7 @@ async def serve_http(
     host: str,
     port: int,
     activitypub: ActivityPubService | None = None,
+    web: WebServices | None = None,
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -53,7 +56,7 @@ async def serve_http(
     if node.config.tls_cert:
         hconfig.certfile = str(Path(node.config.tls_cert).expanduser())
         hconfig.keyfile = str(Path(node.config.tls_key).expanduser())
-    await serve(create_app(node, token, activitypub), hconfig, task_status=task_status)
+    await serve(create_app(node, token, activitypub, web), hconfig, task_status=task_status)
 
 
 async def run_daemon(
@@ -63,7 +66,9 @@ async def run_daemon(
     ``fault`` is for tests only (a volunteer that returns wrong results)."""
     from .activitypub_service import open_activitypub
     from .money_service import open_money
-    from .ownership import open_claims, run_claims_gossip, run_ownership_tasks
+    from .ownership import open_anchors, open_claims, run_claims_gossip, run_ownership_tasks
+    from .web_render import web_render
+    from .web_services import web_services
 
     async with open_node(config) as node, contextlib.AsyncExitStack() as stack:
         token = read_token(config)
@@ -82,8 +87,16 @@ async def run_daemon(
                     )
                     activitypub = await stack.enter_async_context(open_activitypub(node, money))
                     await nursery.start(activitypub.run)
+                anchors = await stack.enter_async_context(open_anchors(node))
+                web = web_services(
+                    node,
+                    claims=claims,
+                    anchors=anchors,
+                    activitypub=activitypub,
+                    render=web_render(node, nursery),
+                )
                 urls = await nursery.start(
-                    serve_http, node, token, config.host, config.port, activitypub
+                    serve_http, node, token, config.host, config.port, activitypub, web
                 )
                 ready = Ready(
                     urls=urls,

@@ -5,6 +5,15 @@ The daemon mounts it with :func:`add_gateway_routes` on its Quart-trio app; the 
 the :class:`daemon.node.Node` it serves from as an argument and imports nothing from ``daemon``.
 """
 
+from .auth import (
+    MIN_PASSWORD_LENGTH,
+    LoginThrottle,
+    PasswordError,
+    PasswordFile,
+    hash_password,
+    load_or_create_secret,
+    verify_password,
+)
 from .gateway import (
     IMMUTABLE_CACHE,
     FetchMissing,
@@ -22,9 +31,20 @@ from .gateway_ranges import (
     if_range_allows,
     parse_range,
 )
+from .pages import add_pages
 from .provenance_page import AssetSummary, add_provenance_routes
+from .services import WebServices
 
 __all__ = [
+    "MIN_PASSWORD_LENGTH",
+    "LoginThrottle",
+    "PasswordError",
+    "PasswordFile",
+    "WebServices",
+    "add_pages",
+    "hash_password",
+    "load_or_create_secret",
+    "verify_password",
     "AssetSummary",
     "add_provenance_routes",
     "IMMUTABLE_CACHE",

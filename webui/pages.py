@@ -1,0 +1,218 @@
+"""The web UI's frame: the blueprint, login and logout, the home page, and what every page
+module shares (:func:`page`, :func:`login_required`, :func:`checked_form`).
+
+Server-rendered Jinja2 (``webui/templates``) with a little JavaScript for progress bars
+(``webui/static``); every page works without it. Pages that change state need the owner's
+login and the session's CSRF token; the pages of a work (its detail and provenance) are public.
+Page modules (``webui/pages_*.py``) each add their routes with a ``register(bp, services)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+from quart import (
+    Blueprint,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from quart_trio import QuartTrio
+from werkzeug.datastructures import MultiDict
+
+from .auth import LoginThrottle, PasswordFile, new_csrf_token, tokens_match
+from .services import WebServices
+
+__all__ = ["add_pages", "checked_form", "login_required", "page"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+NAV = [
+    ("webui.home", "Home"),
+    ("webui.assets", "Assets"),
+    ("webui.recipes", "Recipes"),
+    ("webui.jobs", "Jobs"),
+    ("webui.fediverse", "Fediverse"),
+    ("webui.settings", "Settings"),
+]
+
+
+def logged_in() -> bool:
+    """The owner's session, made with the current password (``artdag passwd`` ends it)."""
+    password: PasswordFile = current_app.config["ARTDAG_PASSWORD"]
+    given = session.get("owner")
+    return isinstance(given, str) and tokens_match(given, password.fingerprint())
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = new_csrf_token()
+        session["csrf"] = token
+    return token
+
+
+class FormRefused(Exception):
+    """A POST without the session's CSRF token (or not logged in)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def checked_form(*, need_login: bool = True) -> MultiDict[str, str]:
+    """The POSTed form after the CSRF check (and the login check); raises FormRefused."""
+    if need_login and not logged_in():
+        raise FormRefused(401, "log in first")
+    form = await request.form
+    given = form.get("csrf") or request.headers.get("X-CSRF-Token")
+    if not tokens_match(given, session.get("csrf")):
+        raise FormRefused(403, "missing or wrong CSRF token: reload the page and try again")
+    return form
+
+
+async def page(template: str, status: int = 200, **context: Any) -> Response:
+    """Render ``template`` inside the frame (nav, login state, CSRF token, flash message)."""
+    body = await render_template(
+        template,
+        nav=NAV,
+        logged_in=logged_in(),
+        csrf=csrf_token(),
+        notice=session.pop("notice", None),
+        **context,
+    )
+    response = Response(body, status=status, content_type="text/html; charset=utf-8")
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self' "
+        "'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    )
+    return response
+
+
+def notice(message: str) -> None:
+    """A one-line message shown on the next page (after a redirect)."""
+    session["notice"] = message
+
+
+def login_required(
+    fn: Callable[P, Awaitable[Any]],
+) -> Callable[P, Awaitable[Any]]:
+    """Pages for the owner only: a GET redirects to the login page, a POST gets 401."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+        if not logged_in():
+            if request.method in ("GET", "HEAD"):
+                return redirect(url_for("webui.login", next=request.full_path.rstrip("?")))
+            return Response("log in first\n", status=401, content_type="text/plain")
+        return await fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths after login (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return "/"
+
+
+def add_pages(
+    app: QuartTrio,
+    services: WebServices,
+    *,
+    password: PasswordFile,
+    secret: bytes,
+    secure_cookies: bool,
+) -> None:
+    """Mount the web UI on ``app``."""
+    app.secret_key = secret
+    app.config["ARTDAG_PASSWORD"] = password
+    app.config.update(
+        SESSION_COOKIE_NAME="artdag_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure_cookies,
+        PERMANENT_SESSION_LIFETIME=14 * 86400,
+    )
+    bp = Blueprint(
+        "webui",
+        __name__,
+        template_folder="templates",
+        static_folder="static",
+        static_url_path="/static",
+    )
+    throttle = LoginThrottle()
+
+    @bp.app_errorhandler(FormRefused)
+    async def refused(exc: FormRefused) -> Response:
+        return await page("error.html", status=exc.status, title="Refused", message=str(exc))
+
+    @bp.get("/login")
+    async def login() -> Response:
+        return await page(
+            "login.html",
+            title="Log in",
+            next=_safe_next(request.args.get("next")),
+            password_set=password.is_set,
+        )
+
+    @bp.post("/login")
+    async def login_post() -> Any:
+        form = await checked_form(need_login=False)
+        client = request.remote_addr or "?"
+        wait = throttle.wait(client)
+        if wait > 0:
+            response = await page(
+                "login.html",
+                status=429,
+                title="Log in",
+                next=_safe_next(form.get("next")),
+                password_set=password.is_set,
+                error=f"Too many failed attempts: wait {wait:.0f} s.",
+            )
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
+        if not password.check(form.get("password", "")):
+            throttle.failed(client)
+            return await page(
+                "login.html",
+                status=401,
+                title="Log in",
+                next=_safe_next(form.get("next")),
+                password_set=password.is_set,
+                error="Wrong password.",
+            )
+        throttle.succeeded(client)
+        session.clear()
+        session["owner"] = password.fingerprint()
+        session["csrf"] = new_csrf_token()  # a fresh token once logged in
+        session.permanent = True
+        return redirect(_safe_next(form.get("next")))
+
+    @bp.post("/logout")
+    async def logout() -> Any:
+        await checked_form()
+        session.clear()
+        return redirect(url_for("webui.login"))
+
+    @bp.get("/")
+    @login_required
+    async def home() -> Response:
+        status = await services.status()
+        return await page("home.html", title="Home", node=status, me=services.identity())
+
+    from . import pages_assets, pages_fediverse, pages_jobs, pages_recipes, pages_settings
+
+    for module in (pages_assets, pages_recipes, pages_jobs, pages_fediverse, pages_settings):
+        module.register(bp, services)
+    app.register_blueprint(bp)

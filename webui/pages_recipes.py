@@ -1,0 +1,17 @@
+"""The recipes pages (being written)."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response
+
+from .pages import login_required, page
+from .services import WebServices
+
+__all__ = ["register"]
+
+
+def register(bp: Blueprint, services: WebServices) -> None:
+    @bp.get("/recipes")
+    @login_required
+    async def recipes() -> Response:
+        return await page("error.html", title="recipes", message="not yet")
