@@ -9,7 +9,7 @@ means the feature is not running on this node (no P2P, no fediverse bridge); its
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,9 +40,16 @@ class WebServices:
     # -- rendering ----------------------------------------------------------------------------
     #: the built-in effects: ``name, description, params: [{name, type, default, ...}]``.
     effects: Callable[[], list[Row]] | None = None
-    #: start a render of a recipe document with named inputs; yields progress events and
-    #: finally ``{"event": "done", "output": cid, ...}`` or ``{"event": "error", ...}``.
-    render: Callable[[Row, dict[str, str]], AsyncIterator[Row]] | None = None
+    #: ``(recipe_doc, inputs, on_event) -> {"recipe": cid, "steps": n}``: start a render of a
+    #: recipe document (the YAML recipe format as a map: name, inputs, nodes, output) on inputs
+    #: bound by name (``{input name: asset CID}``). Awaiting it validates the recipe and the
+    #: inputs (raises ValueError with the renderer's one-line message; nothing starts) and
+    #: stores the signed recipe; the render itself then runs in the daemon's nursery and calls
+    #: ``on_event`` (synchronously, from that task) with ``{"event": "queued"}``,
+    #: ``{"event": "progress", "frames": n}`` (repeated), then exactly one of
+    #: ``{"event": "done", "output": cid, "provenance": cid, "recipe": cid, "rendered": n,
+    #: "cached": n, "frames": n, "seconds": s}`` or ``{"event": "error", "message": text}``.
+    render: Callable[[Row, dict[str, str], Callable[[Row], None]], Awaitable[Row]] | None = None
     # -- the render market --------------------------------------------------------------------
     jobs: Callable[[str | None, int], Awaitable[list[Row]]] | None = None
     volunteers: Callable[[], Awaitable[list[Row]]] | None = None

@@ -54,3 +54,22 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("form[data-upload]").forEach(enhanceUpload);
   document.querySelectorAll("[data-poll]").forEach(enhancePoll);
 });
+
+// Compose form (data-compose): choosing a step's effect shows its parameters and defaults
+// as the placeholder of that step's parameters field.
+function enhanceCompose(form) {
+  form.querySelectorAll("select[data-effect-select]").forEach((select) => {
+    select.addEventListener("change", () => {
+      const row = select.closest("[data-step]");
+      const field = row && row.querySelector("input[data-effect-params]");
+      const option = select.selectedOptions[0];
+      if (!field) return;
+      const defaults = option ? option.dataset.defaults || "" : "";
+      field.placeholder = select.value ? defaults || "no parameters" : "defaults";
+    });
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("form[data-compose]").forEach(enhanceCompose);
+});
