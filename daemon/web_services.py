@@ -10,12 +10,13 @@ from __future__ import annotations
 import shutil
 import tomllib
 from collections.abc import AsyncIterable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import tomli_w
 import trio
 
-import dag
+from activitypub_bridge import DeliveryError
 from dag import cid_to_str, parse_cid
 from webui import WebServices
 
@@ -114,11 +115,16 @@ def web_services(
     )
 
     if claims is not None:
+        claims_service = claims
 
         async def claims_of(cid: str) -> list[Row]:
-            found = await claims.claims(parse_cid(cid))
+            """Claims on ``cid``, oldest first; ``split`` in percent per role."""
+            found = await claims_service.claims(parse_cid(cid))
             out = []
             for claim_cid, record in found:
+                anchored = None
+                if anchors is not None:
+                    anchored = await trio.to_thread.run_sync(anchors.earliest_time, claim_cid)
                 out.append(
                     {
                         "cid": claim_cid,
@@ -126,17 +132,36 @@ def web_services(
                         "split": {k: v / 100 for k, v in (record.get("split") or {}).items()},
                         "license": record.get("license"),
                         "created": record.get("created"),
+                        "anchored": _utc(anchored) if anchored is not None else None,
                     }
                 )
-            return out
+            return sorted(out, key=lambda r: str(r["created"] or ""))
 
         services.claims_of = claims_of
 
     if anchors is not None:
+        anchor_service = anchors
 
         async def anchors_of(cid: str) -> list[Row]:
-            row = await trio.to_thread.run_sync(anchors.anchor_of, cid)
-            return [] if row is None else [row.to_json()]
+            """Anchors covering ``cid`` itself, its asset record or a claim on it (the
+            anchored leaves are records, not the content), each once, with ``covers``."""
+            text = cid_to_str(parse_cid(cid))
+            covered: list[tuple[str, str]] = [(text, "content")]
+            row = await node.asset(text)
+            if row is not None:
+                covered.append((row.record, "asset record"))
+            if claims is not None:
+                covered += [(c, "claim") for c, _ in await claims.claims(parse_cid(text))]
+            out: dict[str, Row] = {}
+            for leaf, what in covered:
+                found = await trio.to_thread.run_sync(anchor_service.anchor_of, leaf)
+                if found is not None and found.record not in out:
+                    out[found.record] = found.to_json() | {
+                        "covers": what,
+                        "leaf": leaf,
+                        "time": _utc(found.block_time) if found.block_time else None,
+                    }
+            return list(out.values())
 
         services.anchors_of = anchors_of
 
@@ -185,15 +210,17 @@ def web_services(
 
         async def followers() -> Row:
             rows = await trio.to_thread.run_sync(ap.followers.followers, ap.creator.username, 1000)
+            count = await trio.to_thread.run_sync(ap.followers.count, ap.creator.username)
             blocked = await trio.to_thread.run_sync(ap.followers.blocked_domains)
             return {
                 "handle": f"@{ap.creator.username}@{ap.site.domain}",
                 "actor": ap.site.actor_id(ap.creator.username),
+                "count": count,
                 "followers": [
                     {
                         "actor": r.actor,
                         "inbox": r.shared_inbox or r.inbox,
-                        "since": r.followed_at,
+                        "since": _utc(r.followed_at),
                     }
                     for r in rows
                 ],
@@ -202,46 +229,76 @@ def web_services(
             }
 
         async def deliveries(state: str | None, limit: int) -> Row:
-            return await ap.deliveries(state, limit)
+            """``{"stats": {state: n, ..., "next_due"}, "deliveries": [rows]}``; ValueError
+            for an unknown state."""
+            try:
+                return await ap.deliveries(state or None, max(1, min(limit, 1000)))
+            except DeliveryError as exc:
+                raise ValueError(str(exc)) from None
 
         async def publish(cid: str, text: str, alt: str | None) -> Row:
+            """Raises ValueError (a bad CID, not an asset, text too long)."""
             return (await ap.publish(cid, text, alt)).to_json()
 
+        async def block_domain(domain: str) -> str:
+            """The normalised block; ValueError for a bad domain."""
+            return await ap.block(domain)
+
+        async def unblock_domain(domain: str) -> bool:
+            """True if there was a stored block; ValueError for a bad domain."""
+            return await ap.unblock(domain)
+
         services.followers, services.deliveries, services.publish = followers, deliveries, publish
-        services.block_domain, services.unblock_domain = ap.block, ap.unblock
+        services.block_domain, services.unblock_domain = block_domain, unblock_domain
 
     async def pins() -> list[Row]:
         rows = await node.store.pins()
         return [{"cid": cid_to_str(p.cid), "recursive": p.recursive} for p in rows]
 
     async def pin(cid: str) -> None:
+        """Pin a root the store holds; ValueError for a bad CID or one not stored."""
         parsed = parse_cid(cid)
         if not await node.store.has(parsed):
-            raise dag.BlockNotFound(f"{cid} is not in the store")
+            raise ValueError(f"{cid_to_str(parsed)} is not in this node's store")
         await node.store.pin(parsed)
 
     async def unpin(cid: str) -> None:
-        await node.store.unpin(parse_cid(cid))
+        """ValueError for a bad CID or one not pinned."""
+        parsed = parse_cid(cid)
+        if all(p.cid != parsed for p in await node.store.pins()):
+            raise ValueError(f"{cid_to_str(parsed)} is not pinned")
+        await node.store.unpin(parsed)
 
     services.pins, services.pin, services.unpin = pins, pin, unpin
 
+    keys = _SECTIONS["volunteer"]
+
     def volunteer_policy() -> Row:
-        current = load_config(config.home)
-        return {key: getattr(current, attr) for key, attr in _SECTIONS["volunteer"].items()}
+        """The ``[volunteer]`` values as config.toml and the defaults give them (the
+        ``ARTDAG_*`` variables the daemon was started with are not applied here)."""
+        current = load_config(config.home, environ={})
+        return {key: getattr(current, attr) for key, attr in keys.items()}
 
     async def set_volunteer_policy(values: Row) -> Row:
-        """Write ``[volunteer]`` values to config.toml (checked by loading it back first)."""
+        """Write ``[volunteer]`` values to config.toml, checked first the way the daemon reads
+        them (ConfigError naming ``[volunteer] key``); the file is replaced atomically."""
 
         def write() -> Row:
-            keys = _SECTIONS["volunteer"]
             unknown = [k for k in values if k not in keys]
             if unknown:
                 raise ConfigError(f"unknown [volunteer] key {unknown[0]!r}")
-            # Checked the way the daemon will read it (raises ConfigError naming the key).
-            load_config(config.home, environ={}, **{keys[k]: v for k, v in values.items()})
+            overrides = {keys[k]: v for k, v in values.items()}
+            try:
+                checked = load_config(config.home, environ={}, **overrides)
+            except ConfigError as exc:
+                raise ConfigError(_name_key(str(exc))) from None
             path = config.config_path
             document = tomllib.loads(path.read_text()) if path.exists() else {}
-            document["volunteer"] = dict(document.get("volunteer", {})) | dict(values)
+            section = dict(document.get("volunteer", {}))
+            for key in values:
+                value = getattr(checked, keys[key])
+                section[key] = list(value) if isinstance(value, tuple) else value
+            document["volunteer"] = section
             tmp = path.with_name(path.name + ".new")
             tmp.write_text(tomli_w.dumps(document))
             tmp.replace(path)
@@ -252,6 +309,23 @@ def web_services(
     services.volunteer_policy = volunteer_policy
     services.set_volunteer_policy = set_volunteer_policy
     return services
+
+
+def _name_key(message: str) -> str:
+    """``--volunteer-max-jobs: ...`` (how load_config names an override) as
+    ``[volunteer] max_jobs: ...`` (what the settings form calls it)."""
+    for key, attr in _SECTIONS["volunteer"].items():
+        flag = f"--{attr.replace('_', '-')}:"
+        if message.startswith(flag):
+            return f"[volunteer] {key}:{message[len(flag) :]}"
+    return message
+
+
+def _utc(seconds: float | None) -> str | None:
+    """Unix seconds as ``2024-05-01 12:00:00Z`` for the pages."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 class _CachedSize:

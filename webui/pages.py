@@ -113,7 +113,13 @@ def login_required(
         if not logged_in():
             if request.method in ("GET", "HEAD"):
                 return redirect(url_for("webui.login", next=request.full_path.rstrip("?")))
-            return Response("log in first\n", status=401, content_type="text/plain")
+            # The body was not read: close the connection rather than leave it half-read.
+            return Response(
+                "log in first\n",
+                status=401,
+                content_type="text/plain",
+                headers={"Connection": "close"},
+            )
         return await fn(*args, **kwargs)
 
     return wrapper
@@ -155,7 +161,9 @@ def add_pages(
 
     @bp.app_errorhandler(FormRefused)
     async def refused(exc: FormRefused) -> Response:
-        return await page("error.html", status=exc.status, title="Refused", message=str(exc))
+        response = await page("error.html", status=exc.status, title="Refused", message=str(exc))
+        response.headers["Connection"] = "close"  # the body may not have been read
+        return response
 
     @bp.get("/login")
     async def login() -> Response:
