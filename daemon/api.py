@@ -32,6 +32,7 @@ from .api_activitypub import add_activitypub_routes
 from .api_market import add_market_routes
 from .api_p2p import add_p2p_routes
 from .api_render import RenderRequestError, add_render_routes
+from .gateway_fetch import make_fetch_missing
 from .node import Node
 
 __all__ = ["create_app"]
@@ -172,7 +173,7 @@ def create_app(
     add_p2p_routes(app, node)
     add_market_routes(app, node, trust_after=node.config.trust_after)
     add_render_routes(app, node)
-    add_gateway_routes(app, node)
+    add_gateway_routes(app, node, fetch_missing=make_fetch_missing(node))
     _add_provenance_page(app, node)
     if activitypub is not None:
         add_activitypub_routes(app, activitypub)

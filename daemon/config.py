@@ -45,6 +45,7 @@ class Config:
     store: str = "embedded"
     kubo_url: str = "http://127.0.0.1:5001"
     sync: str = "batch"
+    hash_on_read: bool = False  # re-hash blocks on every read (always on write and in verify)
     # [import]
     chunk_size: int = 1 << 20
     cid_version: int = 1
@@ -191,7 +192,12 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "tls_cert": "tls_cert",
         "tls_key": "tls_key",
     },
-    "store": {"backend": "store", "kubo_url": "kubo_url", "sync": "sync"},
+    "store": {
+        "backend": "store",
+        "kubo_url": "kubo_url",
+        "sync": "sync",
+        "hash_on_read": "hash_on_read",
+    },
     "import": {
         "chunk_size": "chunk_size",
         "cid_version": "cid_version",

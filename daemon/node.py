@@ -52,7 +52,11 @@ class AddedAsset:
 def _open_store(config: Config) -> Blockstore:
     if config.store == "kubo":
         return dag.KuboBlockstore(config.kubo_url)
-    return dag.FlatFsBlockstore(config.store_path, sync=config.sync)  # type: ignore[arg-type]
+    return dag.FlatFsBlockstore(
+        config.store_path,
+        sync=config.sync,  # type: ignore[arg-type]
+        hash_on_read=config.hash_on_read,
+    )
 
 
 def _check_asset_fields(

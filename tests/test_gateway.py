@@ -313,7 +313,8 @@ async def test_range_cap_and_fetch_hook(node, big_file, tmp_path):
         whole = await c.get(f"/ipfs/{cid}")
         assert whole.content == data
         assert asked == [dag.cid_to_str(leaf) for leaf in gone]
-        assert (await c.get(f"/ipfs/{UNKNOWN}")).status_code == 404
+        unknown = await c.get(f"/ipfs/{UNKNOWN}")  # not here, and the hook did not fetch it
+        assert unknown.status_code == 504 and unknown.headers["retry-after"] == "30"
         assert asked[-1] == UNKNOWN
 
 

@@ -29,7 +29,7 @@ import mimetypes
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode
 
 from multiformats import CID
@@ -49,7 +49,24 @@ from .gateway_ranges import (
 )
 
 if TYPE_CHECKING:
-    from daemon.node import Node
+    from dag import Blockstore
+
+
+class Node(Protocol):
+    """What the gateway needs of the daemon's node (``daemon.node.Node`` fits; ``webui`` does
+    not import ``daemon``)."""
+
+    @property
+    def store(self) -> Blockstore: ...
+
+    async def size_of(self, cid: str | CID) -> int: ...
+
+    async def asset(self, cid: str | CID) -> Any: ...
+
+    def cat(
+        self, cid: str | CID, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]: ...
+
 
 __all__ = [
     "IMMUTABLE_CACHE",
@@ -257,8 +274,15 @@ class _Gateway:
         try:
             return await self.node.store.get(cid)
         except dag.BlockNotFound:
-            if self.fetch_missing is None or not await self.fetch_missing(cid):
+            if self.fetch_missing is None:
                 raise GatewayError(404, f"block not found: {dag.cid_to_str(cid)}") from None
+            if not await self.fetch_missing(cid):
+                raise GatewayError(
+                    504,
+                    f"block {dag.cid_to_str(cid)} is not here and was not found on the network "
+                    "in time (or this gateway's fetch budget is spent)",
+                    {"Retry-After": "30"},
+                ) from None
         try:
             return await self.node.store.get(cid)
         except dag.BlockNotFound:
