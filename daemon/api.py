@@ -84,7 +84,7 @@ def create_app(
     activitypub: ActivityPubService | None = None,
     web: WebServices | None = None,
 ) -> QuartTrio:
-    app = QuartTrio("artdag")
+    app = QuartTrio("artdag", static_folder=None)  # webui serves /static from its blueprint
     app.config["MAX_CONTENT_LENGTH"] = node.config.max_upload_bytes
     app.config["BODY_TIMEOUT"] = 3600
 
