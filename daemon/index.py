@@ -84,6 +84,19 @@ class Index:
         with self._lock:
             return list(self.db.table("records").rows_where(where, args, order_by="created, cid"))
 
+    def record_types(self, cids: list[str]) -> dict[str, str]:
+        """CID -> record type, for the indexed records among ``cids``."""
+        out: dict[str, str] = {}
+        with self._lock:
+            for start in range(0, len(cids), 500):
+                chunk = cids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in self.db.execute(
+                    f"select cid, type from records where cid in ({marks})", chunk
+                ).fetchall():
+                    out[row[0]] = row[1]
+        return out
+
     def asset(self, cid: str) -> AssetRow | None:
         with self._lock:
             rows = list(self.db.table("assets").rows_where("cid = ?", [cid]))

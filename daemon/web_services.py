@@ -94,6 +94,7 @@ def web_services(
         chunks: AsyncIterable[bytes], name: str, tags: list[str], mime: str | None
     ) -> Row:
         added = await node.add_stream(chunks, name=name, tags=tags, mime=mime)
+        sizes.stale()
         return added.asset.to_json() | {"existed": added.existed}
 
     def identity() -> Row:
@@ -252,8 +253,24 @@ def web_services(
         services.block_domain, services.unblock_domain = block_domain, unblock_domain
 
     async def pins() -> list[Row]:
+        """Pins, each with what it is: an asset's name and type, or a record's type."""
         rows = await node.store.pins()
-        return [{"cid": cid_to_str(p.cid), "recursive": p.recursive} for p in rows]
+        cids = [cid_to_str(p.cid) for p in rows]
+        kinds = await trio.to_thread.run_sync(node.index.record_types, cids)
+        out = []
+        for p, cid in zip(rows, cids, strict=True):
+            asset = await node.asset(cid)
+            if asset is not None:
+                what = f"{asset.name} ({asset.mime or 'file'})"
+            elif cid in kinds:
+                what = f"{kinds[cid]} record"
+            else:
+                what = "dag-cbor block" if p.cid.codec.name == "dag-cbor" else "file or block"
+            out.append(
+                {"cid": cid, "recursive": p.recursive, "what": what, "asset": asset is not None}
+            )
+        # Assets first (what an owner recognises), then records by kind.
+        return sorted(out, key=lambda r: (not r["asset"], r["what"], r["cid"]))
 
     async def pin(cid: str) -> None:
         """Pin a root the store holds; ValueError for a bad CID or one not stored."""
@@ -334,6 +351,9 @@ class _CachedSize:
     def __init__(self, path: Any) -> None:
         self.path = path
         self.value = 0
+        self.at = -1e9
+
+    def stale(self) -> None:
         self.at = -1e9
 
     async def get(self) -> int:
