@@ -425,6 +425,15 @@ def daemon(
             click.echo(f"peer id: {info.peer_id}", err=True)
             for addr in info.p2p_addrs:
                 click.echo(f"p2p address: {addr}", err=True)
+        from webui import PasswordFile
+
+        if PasswordFile(config.web_password_path).is_set:
+            click.echo(f"web UI: {info.urls[0]}/ (log in with the owner's password)", err=True)
+        else:
+            click.echo(
+                f"web UI: {info.urls[0]}/ — no password yet: run `artdag passwd` to log in",
+                err=True,
+            )
         click.echo(f"API token: {config.token_path}", err=True)
 
     _daemon_logging()
