@@ -279,9 +279,10 @@ class BridgeClient:
                 yield response
             return
         styles = self._styles_for(url)
+        address = await self._check(url)  # once for both knocks
         for i, style in enumerate(styles):
             signed = self._sign(style, "GET", url, headers, None, signer)
-            async with self._exchange("GET", url, signed, None) as response:
+            async with self._exchange("GET", url, signed, None, address) as response:
                 refused = response.status_code in (401, 403)
                 if refused and i + 1 < len(styles):
                     continue

@@ -448,6 +448,29 @@ class ActivityPubService:
         return (video.width, video.height) if video is not None else (None, None)
 
     # -- views ------------------------------------------------------------------------------
+    async def followers_view(self, limit: int = 1000) -> dict[str, Any]:
+        """Who follows the creator and which domains are blocked (the API's and web UI's)."""
+        name = self.creator.username
+        rows = await trio.to_thread.run_sync(self.followers.followers, name, limit)
+        count = await trio.to_thread.run_sync(self.followers.count, name)
+        blocked = await trio.to_thread.run_sync(self.followers.blocked_domains)
+        return {
+            "handle": f"@{name}@{self.site.domain}",
+            "actor": self.site.actor_id(name),
+            "count": count,
+            "followers": [
+                {
+                    "actor": r.actor,
+                    "inbox": r.inbox,
+                    "shared_inbox": r.shared_inbox,
+                    "since": r.followed_at,
+                }
+                for r in rows
+            ],
+            "blocked_domains": blocked,
+            "config_blocked_domains": list(self.config_blocks),
+        }
+
     async def deliveries(self, state: str | None = None, limit: int = 100) -> dict[str, Any]:
         stats = await trio.to_thread.run_sync(self.queue.stats)
         rows = await trio.to_thread.run_sync(self.queue.rows, state, limit)

@@ -9,9 +9,11 @@ Routes translate HTTP to :class:`~daemon.activitypub_service.ActivityPubService`
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
+import trio
 from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 
@@ -117,52 +119,58 @@ def add_activitypub_routes(app: QuartTrio, service: ActivityPubService) -> None:
             return _error(404, f"no actor {username!r} here")
         return _json(actor(site, creator))
 
-    @app.get("/users/<username>/outbox")
-    async def outbox_route(username: str) -> Response:
+    async def paged(
+        username: str,
+        collection: str,
+        count: Callable[[], int],
+        items: Callable[[int, int], list[Any]],
+        size: int,
+    ) -> Response:
+        """An OrderedCollection head, or its ``?page=N`` (1-based, ``size`` items each)."""
         if not known(username):
             return _error(404, f"no actor {username!r} here")
         page = _page_arg()
         if isinstance(page, Response):
             return page
-        collection = site.outbox(name)
-        total = await _db(service.activities.outbox_count, name)
+        total = await _db(count)
         if page is None:
             return _json(ordered_collection(collection, total, site.page_id(collection, 1)))
-        items = await _db(service.activities.outbox, name, OUTBOX_PAGE, (page - 1) * OUTBOX_PAGE)
-        more = page * OUTBOX_PAGE < total
+        rows = await _db(items, size, (page - 1) * size)
         return _json(
             ordered_collection_page(
                 site.page_id(collection, page),
                 collection,
-                [{k: v for k, v in item.items() if k != "@context"} for item in items],
-                next=site.page_id(collection, page + 1) if more else None,
+                rows,
+                next=site.page_id(collection, page + 1) if page * size < total else None,
                 prev=site.page_id(collection, page - 1) if page > 1 else None,
             )
         )
 
+    @app.get("/users/<username>/outbox")
+    async def outbox_route(username: str) -> Response:
+        def items(limit: int, offset: int) -> list[Any]:
+            rows = service.activities.outbox(name, limit, offset)
+            return [{k: v for k, v in row.items() if k != "@context"} for row in rows]
+
+        return await paged(
+            username,
+            site.outbox(name),
+            lambda: service.activities.outbox_count(name),
+            items,
+            OUTBOX_PAGE,
+        )
+
     @app.get("/users/<username>/followers")
     async def followers_route(username: str) -> Response:
-        if not known(username):
-            return _error(404, f"no actor {username!r} here")
-        page = _page_arg()
-        if isinstance(page, Response):
-            return page
-        collection = site.followers(name)
-        total = await _db(service.followers.count, name)
-        if page is None:
-            return _json(ordered_collection(collection, total, site.page_id(collection, 1)))
-        rows = await _db(
-            service.followers.followers, name, FOLLOWERS_PAGE, (page - 1) * FOLLOWERS_PAGE
-        )
-        more = page * FOLLOWERS_PAGE < total
-        return _json(
-            ordered_collection_page(
-                site.page_id(collection, page),
-                collection,
-                [row.actor for row in rows],
-                next=site.page_id(collection, page + 1) if more else None,
-                prev=site.page_id(collection, page - 1) if page > 1 else None,
-            )
+        def items(limit: int, offset: int) -> list[Any]:
+            return [row.actor for row in service.followers.followers(name, limit, offset)]
+
+        return await paged(
+            username,
+            site.followers(name),
+            lambda: service.followers.count(name),
+            items,
+            FOLLOWERS_PAGE,
         )
 
     @app.get("/users/<username>/following")
@@ -263,17 +271,7 @@ def add_activitypub_routes(app: QuartTrio, service: ActivityPubService) -> None:
 
     @app.get("/api/v1/activitypub/followers")
     async def followers_api() -> Response:
-        rows = await _db(service.followers.followers, name, 1000, 0)
-        return jsonify(
-            {
-                "actor": site.actor_id(name),
-                "handle": f"@{name}@{site.domain}",
-                "followers": [
-                    {"actor": r.actor, "inbox": r.inbox, "shared_inbox": r.shared_inbox}
-                    for r in rows
-                ],
-            }
-        )
+        return jsonify(await service.followers_view())
 
     @app.post("/api/v1/activitypub/blocks")
     async def block_route() -> Response:
@@ -289,6 +287,4 @@ def add_activitypub_routes(app: QuartTrio, service: ActivityPubService) -> None:
 
 
 async def _db(fn: Any, *args: Any) -> Any:
-    import trio
-
     return await trio.to_thread.run_sync(fn, *args)

@@ -41,6 +41,7 @@ from renderer import Limits, RenderError
 from renderer.fingerprinting import fingerprint_file
 
 if TYPE_CHECKING:
+    from .anchor_service import AnchorService
     from .node import Node
 
 __all__ = ["ClaimOutcome", "ClaimsService"]
@@ -111,6 +112,7 @@ class ClaimsService:
         self.anchor_time = anchor_time
         self.table = FingerprintTable(node.config.index_path)
         self._index: FingerprintIndex | None = None
+        self.anchors: AnchorService | None = None  # set by ownership.open_claims
 
     def close(self) -> None:
         self.table.close()

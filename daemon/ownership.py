@@ -43,7 +43,8 @@ async def open_anchors(node: Node) -> AsyncIterator[AnchorService]:
 
 @asynccontextmanager
 async def open_claims(node: Node) -> AsyncIterator[ClaimsService]:
-    """The claims service, with render provenance and verified anchor times wired in."""
+    """The claims service, with render provenance and verified anchor times wired in; its
+    anchor service is ``claims.anchors``."""
     renders = RenderService.for_node(node)
     async with open_anchors(node) as anchors:
 
@@ -56,6 +57,7 @@ async def open_claims(node: Node) -> AsyncIterator[ClaimsService]:
             find_provenance=renders.provenance_of,
             anchor_time=anchor_time,
         )
+        claims.anchors = anchors
         try:
             yield claims
         finally:

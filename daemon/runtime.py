@@ -66,7 +66,7 @@ async def run_daemon(
     ``fault`` is for tests only (a volunteer that returns wrong results)."""
     from .activitypub_service import open_activitypub
     from .money_service import open_money
-    from .ownership import open_anchors, open_claims, run_claims_gossip, run_ownership_tasks
+    from .ownership import open_claims, run_claims_gossip, run_ownership_tasks
     from .web_render import web_render
     from .web_services import web_services
 
@@ -87,11 +87,10 @@ async def run_daemon(
                     )
                     activitypub = await stack.enter_async_context(open_activitypub(node, money))
                     await nursery.start(activitypub.run)
-                anchors = await stack.enter_async_context(open_anchors(node))
                 web = web_services(
                     node,
                     claims=claims,
-                    anchors=anchors,
+                    anchors=claims.anchors,
                     activitypub=activitypub,
                     render=web_render(node, nursery),
                 )

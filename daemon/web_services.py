@@ -210,24 +210,11 @@ def web_services(
         ap = activitypub
 
         async def followers() -> Row:
-            rows = await trio.to_thread.run_sync(ap.followers.followers, ap.creator.username, 1000)
-            count = await trio.to_thread.run_sync(ap.followers.count, ap.creator.username)
-            blocked = await trio.to_thread.run_sync(ap.followers.blocked_domains)
-            return {
-                "handle": f"@{ap.creator.username}@{ap.site.domain}",
-                "actor": ap.site.actor_id(ap.creator.username),
-                "count": count,
-                "followers": [
-                    {
-                        "actor": r.actor,
-                        "inbox": r.shared_inbox or r.inbox,
-                        "since": _utc(r.followed_at),
-                    }
-                    for r in rows
-                ],
-                "blocked_domains": blocked,
-                "config_blocked_domains": list(ap.config_blocks),
-            }
+            view = await ap.followers_view()
+            for row in view["followers"]:
+                row["inbox"] = row.pop("shared_inbox") or row["inbox"]
+                row["since"] = _utc(row["since"])
+            return view
 
         async def deliveries(state: str | None, limit: int) -> Row:
             """``{"stats": {state: n, ..., "next_due"}, "deliveries": [rows]}``; ValueError

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from multiformats import CID
 
@@ -27,10 +27,18 @@ def links_of(cid: CID, data: bytes) -> list[CID]:
     raise CodecError(f"cannot follow links of codec {codec}")
 
 
-async def walk_dag(store: Blockstore, roots: list[CID]) -> AsyncIterator[tuple[CID, bytes]]:
+async def walk_dag(
+    store: Blockstore,
+    roots: list[CID],
+    *,
+    get: Callable[[CID], Awaitable[bytes]] | None = None,
+    seen: set[bytes] | None = None,
+) -> AsyncIterator[tuple[CID, bytes]]:
     """Every block reachable from ``roots``, depth first in link order, each once (as Kubo's
-    ``dag export`` orders them)."""
-    seen: set[bytes] = set()
+    ``dag export`` orders them). ``get`` replaces ``store.get`` (e.g. one that fetches what
+    the store lacks); ``seen`` holds multihash keys already emitted (and is updated)."""
+    seen = set() if seen is None else seen
+    read = store.get if get is None else get
     stack = list(reversed(roots))
     while stack:
         cid = stack.pop()
@@ -38,6 +46,6 @@ async def walk_dag(store: Blockstore, roots: list[CID]) -> AsyncIterator[tuple[C
         if key in seen:
             continue
         seen.add(key)
-        data = await store.get(cid)
+        data = await read(cid)
         yield cid, data
         stack.extend(reversed(links_of(cid, data)))

@@ -6,17 +6,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import trio
 import trio.testing
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
-from quart_trio import QuartTrio
 
 import dag
 from daemon.config import load_config
@@ -25,7 +20,7 @@ from daemon.network_glue import start_network
 from daemon.node import Node, open_node
 from p2p.bitswap import BlockUnavailable
 from tests.daemons import DaemonProcess, daemon_line, wait_until
-from webui import add_gateway_routes
+from tests.test_gateway import running_gateway
 
 # -- the token bucket (pure) -------------------------------------------------------------------
 
@@ -207,19 +202,9 @@ CHUNK = 64 * 1024
 SIZE = 3 * 1024 * 1024 + 777  # 49 leaves of 64 KiB under one root
 
 
-@asynccontextmanager
-async def gateway_over(node: Node, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
-    app = QuartTrio("gateway-fetch-test")
-    add_gateway_routes(app, node, fetch_missing=make_fetch_missing(node, **options))
-    hconfig = HypercornConfig()
-    hconfig.bind = ["127.0.0.1:0"]
-    hconfig.accesslog = None
-    hconfig.graceful_timeout = 1
-    async with trio.open_nursery() as nursery:
-        urls = await nursery.start(serve, app, hconfig)
-        async with httpx.AsyncClient(base_url=urls[0], timeout=60) as client:
-            yield client
-        nursery.cancel_scope.cancel()
+def gateway_over(node: Node, **options: Any) -> Any:
+    """The gateway of ``node`` using the bounded fetcher, on a real server."""
+    return running_gateway(node, fetch_missing=make_fetch_missing(node, **options))
 
 
 @pytest.mark.slow
@@ -228,7 +213,7 @@ async def test_a_file_on_another_daemon_is_fetched_and_served_byte_identical(
 ) -> None:
     """Daemon A is a real ``artdag daemon`` process; B is a node in this process with the real
     network (py-libp2p, bitswap) and the gateway using the hook, so this runs whether or not
-    daemon/api.py wires the hook in yet."""
+    daemon/api.py wires the hook in."""
     data = os.urandom(SIZE)
     a = DaemonProcess(tmp_path / "a", ARTDAG_CHUNK_SIZE=str(CHUNK)).start()
     try:
@@ -255,15 +240,7 @@ async def test_a_file_on_another_daemon_is_fetched_and_served_byte_identical(
         a.stop()
 
 
-def _api_wires_the_hook() -> bool:
-    api = Path(__file__).resolve().parent.parent / "daemon" / "api.py"
-    return "make_fetch_missing" in api.read_text()
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not _api_wires_the_hook(), reason="daemon/api.py does not pass make_fetch_missing yet"
-)
 def test_daemon_b_gateway_serves_what_only_daemon_a_has(tmp_path: Path) -> None:
     data = os.urandom(SIZE)
     with daemon_line(tmp_path, 2, ARTDAG_CHUNK_SIZE=str(CHUNK)) as (a, b):

@@ -532,17 +532,16 @@ class _Gateway:
             if multihash_key(cid) not in seen:
                 seen.add(multihash_key(cid))
                 yield encode_section(cid, data)
-        stack = [walked.cid]
-        while stack:
-            cid = stack.pop()
-            key = multihash_key(cid)
-            if key in seen:
-                continue
-            seen.add(key)
-            data = walked.data if cid == walked.cid else await self.block_or_end(cid)
+        if scope == "block":
+            if multihash_key(walked.cid) not in seen:
+                yield encode_section(walked.cid, walked.data)
+            return
+
+        async def get(cid: CID) -> bytes:
+            return walked.data if cid == walked.cid else await self.block_or_end(cid)
+
+        async for cid, data in dag.walk_dag(self.node.store, [walked.cid], get=get, seen=seen):
             yield encode_section(cid, data)
-            if scope != "block":
-                stack.extend(reversed(dag.links_of(cid, data)))
 
     async def block_or_end(self, cid: CID) -> bytes:
         try:
