@@ -51,7 +51,7 @@ class AddedAsset:
 
 def _open_store(config: Config) -> Blockstore:
     if config.store == "kubo":
-        return dag.KuboBlockstore(config.kubo_url)
+        return dag.KuboBlockstore(config.kubo_url, pins_db=config.home / "kubo-pins.db")
     return dag.FlatFsBlockstore(
         config.store_path,
         sync=config.sync,  # type: ignore[arg-type]

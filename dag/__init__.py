@@ -24,6 +24,7 @@ from .errors import (
 )
 from .flatfs import FlatFsBlockstore
 from .kubo import KuboBlockstore
+from .pin_table import PIN_REASONS, POLICY_REASONS
 from .unixfs import (
     MAX_CHUNK_SIZE,
     FileBuilder,
@@ -39,6 +40,8 @@ from .walk import links_of, walk_dag
 __all__ = [
     "CID",
     "MAX_CHUNK_SIZE",
+    "PIN_REASONS",
+    "POLICY_REASONS",
     "Block",
     "BlockCorrupt",
     "BlockNotFound",

@@ -21,8 +21,12 @@ __all__ = ["Blockstore", "Pin", "VerifyReport"]
 
 @dataclass(frozen=True, slots=True)
 class Pin:
+    """A pinned CID: recursive if any of its reasons pins it recursively; ``reasons`` are
+    the names in :data:`dag.pin_table.PIN_REASONS`, sorted."""
+
     cid: CID
     recursive: bool = True
+    reasons: tuple[str, ...] = ("local",)
 
 
 @dataclass(slots=True)
@@ -62,13 +66,17 @@ class Blockstore(ABC):
         """Every block held (as CIDv1; raw codec where the store only knows the multihash)."""
 
     @abstractmethod
-    async def pin(self, cid: CID, *, recursive: bool = True) -> None: ...
+    async def pin(self, cid: CID, *, recursive: bool = True, reason: str = "local") -> None:
+        """Pin ``cid`` for ``reason`` (another reason's pin on the same CID is kept)."""
 
     @abstractmethod
-    async def unpin(self, cid: CID) -> None: ...
+    async def unpin(self, cid: CID, *, reason: str | None = None) -> None:
+        """Drop the pin's ``reason`` (every reason if None); the CID stays pinned while any
+        reason remains. Unpinning what is not pinned is a no-op."""
 
     @abstractmethod
-    async def pins(self) -> list[Pin]: ...
+    async def pins(self) -> list[Pin]:
+        """One :class:`Pin` per pinned CID, oldest first."""
 
     async def flush(self) -> None:
         """Make every block written so far durable (fsync); called before records refer to them."""

@@ -4,7 +4,7 @@ A block lives at ``blocks/<shard>/<KEY>.data`` where KEY is the base32 multihash
 bytes addressed as raw or dag-pb are stored once) and shard is KEY's next-to-last two
 characters. Writes go to a temp file that is renamed into place, so a crash (even ``kill -9``)
 leaves either the whole block or none of it; temp files of dead writers are removed on open.
-Every read is re-hashed against the CID asked for. Pins live in ``pins.db`` (SQLite).
+Pins, with their reasons, live in ``pins.db`` (:mod:`dag.pin_table`).
 
 Durability: ``sync="batch"`` (default) fsyncs the blocks written since the last :meth:`flush`
 when flush is called (importers call it before any record refers to the blocks);
@@ -17,23 +17,21 @@ import base64
 import contextlib
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 import trio
 from multiformats import CID
 
 from .blockstore import Blockstore, Pin, VerifyReport
-from .cids import Block, cid_to_str, multihash_key, parse_cid
+from .cids import Block, cid_to_str, multihash_key
 from .errors import BlockCorrupt, BlockNotFound, StoreError
-from .sqlite_db import open_sqlite_utils
+from .pin_table import PinTable, check_reason, pins_from_rows
 
 __all__ = ["FlatFsBlockstore"]
 
 SyncMode = Literal["always", "batch", "never"]
-T = TypeVar("T")
 _SUFFIX = ".data"
 
 
@@ -80,10 +78,7 @@ class FlatFsBlockstore(Blockstore):
         self._known_dirs: set[Path] = set()
         self._unsynced: list[Path] = []
         self._lock = threading.Lock()
-        self._db = open_sqlite_utils(self.root / "pins.db")
-        self._db.table("pins").create(
-            {"cid": str, "recursive": int, "created": str}, pk="cid", if_not_exists=True
-        )
+        self._pins = PinTable(self.root / "pins.db")
         self.removed_temp_files = self._remove_stale_temp_files()
 
     # -- paths ---------------------------------------------------------------------------
@@ -211,32 +206,17 @@ class FlatFsBlockstore(Blockstore):
     async def verify(self, *, repair: bool = False) -> VerifyReport:
         return await trio.to_thread.run_sync(self._verify_sync, repair)
 
-    async def pin(self, cid: CID, *, recursive: bool = True) -> None:
-        row = {
-            "cid": cid_to_str(cid),
-            "recursive": int(recursive),
-            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        await trio.to_thread.run_sync(
-            self._with_db, lambda: self._db.table("pins").upsert(row, pk="cid")
-        )
+    async def pin(self, cid: CID, *, recursive: bool = True, reason: str = "local") -> None:
+        check_reason(reason)
+        await trio.to_thread.run_sync(self._pins.add, cid_to_str(cid), reason, recursive)
 
-    async def unpin(self, cid: CID) -> None:
-        key = cid_to_str(cid)
-        await trio.to_thread.run_sync(
-            self._with_db, lambda: self._db.execute("DELETE FROM pins WHERE cid = ?", [key])
-        )
+    async def unpin(self, cid: CID, *, reason: str | None = None) -> None:
+        await trio.to_thread.run_sync(self._pins.remove, cid_to_str(cid), reason)
 
     async def pins(self) -> list[Pin]:
-        rows = await trio.to_thread.run_sync(
-            self._with_db, lambda: list(self._db.table("pins").rows_where(order_by="created, cid"))
-        )
-        return [Pin(parse_cid(r["cid"]), bool(r["recursive"])) for r in rows]
-
-    def _with_db(self, fn: Callable[[], T]) -> T:
-        with self._lock, self._db.conn:
-            return fn()
+        rows = await trio.to_thread.run_sync(self._pins.rows)
+        return pins_from_rows(rows)
 
     async def aclose(self) -> None:
         await self.flush()
-        self._db.conn.close()
+        self._pins.close()

@@ -9,15 +9,18 @@ Reads are re-verified here, so a misbehaving node cannot hand us bytes that do n
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import trio
 from multiformats import CID
 
 from .blockstore import Blockstore, Pin, VerifyReport
 from .cids import Block, cid_to_str, parse_cid
 from .errors import BlockCorrupt, BlockNotFound, StoreError
+from .pin_table import PinTable, check_reason, pins_from_rows
 
 __all__ = ["KuboBlockstore"]
 
@@ -27,9 +30,18 @@ _NOT_FOUND = ("not found", "no such block", "could not find", "enoent")
 
 class KuboBlockstore(Blockstore):
     def __init__(
-        self, url: str, *, offline: bool = True, timeout: float = 60.0, client: Any = None
+        self,
+        url: str,
+        *,
+        offline: bool = True,
+        timeout: float = 60.0,
+        client: Any = None,
+        pins_db: str | os.PathLike[str] | None = None,
     ) -> None:
+        """``pins_db``: where the reasons of our pins are kept (the node holds only the pins);
+        in memory when None."""
         self.url = url.rstrip("/")
+        self._pins = PinTable(":memory:" if pins_db is None else pins_db)
         self.offline = offline
         self._client: httpx.AsyncClient = client or httpx.AsyncClient(
             base_url=self.url, timeout=timeout
@@ -97,20 +109,40 @@ class KuboBlockstore(Blockstore):
                 if entry.get("Ref"):
                     yield parse_cid(entry["Ref"])
 
-    async def pin(self, cid: CID, *, recursive: bool = True) -> None:
+    async def _kubo_pin(self, cid: CID, recursive: bool) -> None:
         await self._call(
             "pin/add", {"arg": cid_to_str(cid), "recursive": "true" if recursive else "false"}
         )
 
-    async def unpin(self, cid: CID) -> None:
+    async def _kubo_unpin(self, cid: CID) -> None:
         try:
             await self._call("pin/rm", {"arg": cid_to_str(cid)})
         except StoreError as exc:
             if "not pinned" not in str(exc):
                 raise
 
+    async def pin(self, cid: CID, *, recursive: bool = True, reason: str = "local") -> None:
+        check_reason(reason)
+        key = cid_to_str(cid)
+        await trio.to_thread.run_sync(self._pins.add, key, reason, recursive)
+        await self._kubo_pin(cid, bool(await trio.to_thread.run_sync(self._pins.recursive, key)))
+
+    async def unpin(self, cid: CID, *, reason: str | None = None) -> None:
+        key = cid_to_str(cid)
+        reasons = await trio.to_thread.run_sync(self._pins.reasons, key)
+        if reason is not None and reason not in reasons:
+            check_reason(reason)
+            return  # a pin the node holds for other reasons (or without our bookkeeping)
+        if await trio.to_thread.run_sync(self._pins.remove, key, reason):
+            await self._kubo_unpin(cid)
+        elif not await trio.to_thread.run_sync(self._pins.recursive, key):
+            await self._kubo_unpin(cid)  # the reasons left pin it directly only
+            await self._kubo_pin(cid, False)
+
     async def pins(self) -> list[Pin]:
         response = await self._call("pin/ls", {"type": "all", "stream": "false"})
+        rows = await trio.to_thread.run_sync(self._pins.rows)
+        known = {pin.cid: pin for pin in pins_from_rows(rows)}
         pins: list[Pin] = []
         for line in response.text.splitlines():  # one JSON object, or NDJSON when streamed
             if not line.strip():
@@ -120,7 +152,10 @@ class KuboBlockstore(Blockstore):
             for key, info in keys.items():
                 kind = info.get("Type", "")
                 if key and kind in ("recursive", "direct"):
-                    pins.append(Pin(parse_cid(key), kind == "recursive"))
+                    cid = parse_cid(key)
+                    ours = known.get(cid)
+                    reasons = ours.reasons if ours is not None else ("local",)
+                    pins.append(Pin(cid, kind == "recursive", reasons))
         return pins
 
     async def verify(self, *, repair: bool = False) -> VerifyReport:
@@ -138,6 +173,7 @@ class KuboBlockstore(Blockstore):
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        self._pins.close()
 
 
 def _error_message(response: httpx.Response) -> str:

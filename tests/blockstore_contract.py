@@ -213,6 +213,42 @@ class BlockstoreContract:
         assert isinstance(pins[0].cid, CID)
         await store.unpin(block.cid)
 
+    async def test_pin_reasons(self, store):
+        """A CID stays pinned while any reason remains; dropping one reason keeps the others."""
+        block = random_block()
+        await store.put(block)
+        await store.pin(block.cid, reason="popular")
+        await store.pin(block.cid, reason="local")
+        pin = [p for p in await store.pins() if p.cid == block.cid]
+        assert pin == [Pin(block.cid, True, ("local", "popular"))]
+        await store.unpin(block.cid, reason="popular")
+        pin = [p for p in await store.pins() if p.cid == block.cid]
+        assert pin == [Pin(block.cid, True, ("local",))]
+        await store.unpin(block.cid, reason="followed")  # a reason it never had: no-op
+        assert block.cid in _pin_map(await store.pins())
+        await store.unpin(block.cid, reason="local")
+        assert block.cid not in _pin_map(await store.pins())
+
+    async def test_pin_reason_recursion(self, store):
+        """Recursive if any reason is; direct again once the recursive reason goes."""
+        leaf = random_block()
+        root = dag.record_block({"type": "asset", "file": leaf.cid})
+        await store.put_many([leaf, root])
+        await store.pin(root.cid, recursive=False, reason="explicit")
+        await store.pin(root.cid, reason="remote")
+        assert _pin_map(await store.pins()).get(root.cid) is True
+        await store.unpin(root.cid, reason="remote")
+        assert _pin_map(await store.pins()).get(root.cid) is False
+        await store.unpin(root.cid)
+        assert root.cid not in _pin_map(await store.pins())
+
+    async def test_unknown_pin_reason_refused(self, store):
+        block = random_block()
+        await store.put(block)
+        with pytest.raises(dag.StoreError, match="unknown pin reason"):
+            await store.pin(block.cid, reason="because")
+        assert block.cid not in _pin_map(await store.pins())
+
     async def test_delete_of_pinned_block(self, store):
         """Stores that refuse this (Kubo) override it with a test of the refusal."""
         block = random_block()

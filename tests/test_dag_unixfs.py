@@ -203,10 +203,10 @@ class MemStore(Blockstore):
         for key in list(self.data):
             yield CID("base32", 1, "raw", key)
 
-    async def pin(self, cid: CID, *, recursive: bool = True) -> None:
+    async def pin(self, cid: CID, *, recursive: bool = True, reason: str = "local") -> None:
         self._pins[cid] = recursive
 
-    async def unpin(self, cid: CID) -> None:
+    async def unpin(self, cid: CID, *, reason: str | None = None) -> None:
         self._pins.pop(cid, None)
 
     async def pins(self) -> list[Pin]:
