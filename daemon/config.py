@@ -10,6 +10,7 @@ import ipaddress
 import math
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,25 @@ class Config:
     ap_max_inbox_bytes: int = 1 << 20
     ap_delivery_concurrency: int = 16
     ap_delivery_per_host: int = 2
+    # [pinning] (policies, quota, garbage collection, the Pinning Service API)
+    pin_follow_creators: tuple[str, ...] = ()  # did:keys whose published repos we pin
+    pin_popular_count: int = 0  # pin the N most used works (0: off)
+    pin_popular_half_life_hours: float = 72.0
+    pin_quota_bytes: int = 0  # 0: no quota
+    pin_policy_interval_seconds: float = 60.0
+    pin_max_concurrent: int = 4  # DAG fetches for policy and remote pins at once
+    pin_fetch_timeout_seconds: float = 600.0
+    pinning_api: bool = True  # serve the IPFS Pinning Service API at /pins
+    gc_interval_seconds: float = 3600.0  # 0: no periodic collection
+    gc_grace_seconds: float = 600.0  # unreachable blocks younger than this are kept
+    # [gateway] (protection of the public /ipfs/ gateway)
+    gateway_requests_per_minute: int = 600  # per client; 0: unlimited
+    gateway_burst: int = 120
+    gateway_max_concurrent_fetches: int = 8
+    gateway_fetch_blocks_per_minute: int = 1200
+    gateway_trust_forwarded_for: bool = False  # behind a reverse proxy on this host
+    # [metrics]
+    metrics_public: bool = False  # else /metrics answers loopback clients or the API token
 
     @property
     def config_path(self) -> Path:
@@ -143,6 +163,21 @@ class Config:
     @property
     def deliveries_path(self) -> Path:
         return self.home / "deliveries.db"
+
+    @property
+    def pinning_tokens_path(self) -> Path:
+        """Bearer tokens of Pinning Service API clients (mode 0600)."""
+        return self.home / "pinning-tokens"
+
+    @property
+    def pinning_db_path(self) -> Path:
+        """Pin requests received through the Pinning Service API."""
+        return self.home / "pinning.db"
+
+    @property
+    def popularity_db_path(self) -> Path:
+        """Decayed usage scores of works (gateway requests, likes, boosts)."""
+        return self.home / "popularity.db"
 
     @property
     def actor_key_path(self) -> Path:
@@ -248,6 +283,26 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "delivery_concurrency": "ap_delivery_concurrency",
         "delivery_per_host": "ap_delivery_per_host",
     },
+    "pinning": {
+        "follow_creators": "pin_follow_creators",
+        "popular_count": "pin_popular_count",
+        "popular_half_life_hours": "pin_popular_half_life_hours",
+        "quota_bytes": "pin_quota_bytes",
+        "policy_interval_seconds": "pin_policy_interval_seconds",
+        "max_concurrent": "pin_max_concurrent",
+        "fetch_timeout_seconds": "pin_fetch_timeout_seconds",
+        "service_api": "pinning_api",
+        "gc_interval_seconds": "gc_interval_seconds",
+        "gc_grace_seconds": "gc_grace_seconds",
+    },
+    "gateway": {
+        "requests_per_minute": "gateway_requests_per_minute",
+        "burst": "gateway_burst",
+        "max_concurrent_fetches": "gateway_max_concurrent_fetches",
+        "fetch_blocks_per_minute": "gateway_fetch_blocks_per_minute",
+        "trust_forwarded_for": "gateway_trust_forwarded_for",
+    },
+    "metrics": {"public": "metrics_public"},
 }
 
 # environment variable -> Config attribute
@@ -285,6 +340,13 @@ ENVIRONMENT: dict[str, str] = {
     "ARTDAG_AP_ALLOW_PRIVATE_FETCH": "ap_allow_private_fetch",
     "ARTDAG_AP_BLOCKED_DOMAINS": "ap_blocked_domains",
     "ARTDAG_AP_FIRST_KNOCK": "ap_first_knock",
+    "ARTDAG_FOLLOW_CREATORS": "pin_follow_creators",
+    "ARTDAG_POPULAR_COUNT": "pin_popular_count",
+    "ARTDAG_QUOTA_BYTES": "pin_quota_bytes",
+    "ARTDAG_GC_INTERVAL_SECONDS": "gc_interval_seconds",
+    "ARTDAG_GC_GRACE_SECONDS": "gc_grace_seconds",
+    "ARTDAG_GATEWAY_REQUESTS_PER_MINUTE": "gateway_requests_per_minute",
+    "ARTDAG_METRICS_PUBLIC": "metrics_public",
 }
 
 # [volunteer] policy key -> Config attribute (for naming the key of a PolicyError)
@@ -424,7 +486,33 @@ def _check(config: Config, where: dict[str, str]) -> Config:
         )
     if not 1 <= config.ap_delivery_per_host <= 64:
         raise bad("ap_delivery_per_host", f"expected 1..64, got {config.ap_delivery_per_host}")
+    _check_pinning(config, bad)
     return config
+
+
+def _check_pinning(config: Config, bad: Callable[[str, str], ConfigError]) -> None:
+    for did in config.pin_follow_creators:
+        if not did.startswith("did:key:z"):
+            raise bad("pin_follow_creators", f"expected did:key identifiers, got {did!r}")
+    for attr in ("pin_popular_count", "pin_quota_bytes", "gateway_requests_per_minute"):
+        if getattr(config, attr) < 0:
+            raise bad(attr, f"must not be negative, got {getattr(config, attr)}")
+    if config.pin_popular_half_life_hours <= 0:
+        raise bad("pin_popular_half_life_hours", "must be positive")
+    for attr in ("pin_policy_interval_seconds", "pin_fetch_timeout_seconds"):
+        if getattr(config, attr) <= 0:
+            raise bad(attr, f"must be positive, got {getattr(config, attr):g}")
+    for attr in ("gc_interval_seconds", "gc_grace_seconds"):
+        if getattr(config, attr) < 0:
+            raise bad(attr, f"must not be negative, got {getattr(config, attr):g}")
+    for attr, top in (
+        ("pin_max_concurrent", 64),
+        ("gateway_max_concurrent_fetches", 256),
+        ("gateway_burst", 1_000_000),
+        ("gateway_fetch_blocks_per_minute", 10_000_000),
+    ):
+        if not 1 <= getattr(config, attr) <= top:
+            raise bad(attr, f"expected 1..{top}, got {getattr(config, attr)}")
 
 
 def load_config(
