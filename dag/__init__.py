@@ -23,6 +23,7 @@ from .errors import (
     StoreError,
 )
 from .flatfs import FlatFsBlockstore
+from .gc import DagSize, GcReport, StoreUsage
 from .kubo import KuboBlockstore
 from .pin_table import PIN_REASONS, POLICY_REASONS
 from .unixfs import (
@@ -52,13 +53,16 @@ __all__ = [
     "CidError",
     "CodecError",
     "DagError",
+    "DagSize",
     "FileBuilder",
     "FlatFsBlockstore",
+    "GcReport",
     "ImportParams",
     "ImportResult",
     "KuboBlockstore",
     "Pin",
     "StoreError",
+    "StoreUsage",
     "VerifyReport",
     "cid_to_str",
     "decode_dagcbor",

@@ -8,13 +8,19 @@ their CID, and re-verifies what it reads back.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from multiformats import CID
 
 from .cids import Block
+from .errors import BlockNotFound, StoreError
+
+if TYPE_CHECKING:  # dag.gc walks with dag.walk, which imports this module
+    from .gc import DagSize, GcReport, StoreUsage
 
 __all__ = ["Blockstore", "Pin", "VerifyReport"]
 
@@ -89,3 +95,51 @@ class Blockstore(ABC):
     async def aclose(self) -> None:
         """Release resources (HTTP clients, database handles)."""
         return None
+
+    # -- garbage collection and sizes (see dag.gc) -----------------------------------------
+    def hold(self, *roots: CID) -> contextlib.AbstractContextManager[None]:
+        """While the ``with`` block runs, garbage collection in this process keeps every block
+        reachable from ``roots``, even a collection already under way. Thread-safe, nestable
+        (a count per root). The base class holds nothing (its store has no collector here)."""
+        return contextlib.nullcontext()
+
+    async def collect_garbage(
+        self,
+        *,
+        keep: Iterable[CID] = (),
+        keep_shallow: Iterable[CID] = (),
+        grace_s: float = 600.0,
+    ) -> GcReport:
+        """Remove every block not reachable from a pin, from ``keep`` (recursively), from
+        ``keep_shallow`` (the block only) or from a held root, unless it is younger than
+        ``grace_s`` seconds. One collection at a time; a second call waits."""
+        raise StoreError(f"{type(self).__name__} cannot collect garbage")
+
+    async def measure(
+        self, root: CID, *, recursive: bool = True, seen: set[bytes] | None = None
+    ) -> DagSize:
+        """Blocks and bytes of the DAG under ``root`` held locally (the root block only if not
+        ``recursive``), counting only blocks whose multihash key is not yet in ``seen`` (and
+        adding them); missing blocks are counted in ``missing``, never raised."""
+        from .gc import drive_async, measure_steps
+
+        steps = measure_steps(root, recursive=recursive, seen=set() if seen is None else seen)
+        return await drive_async(steps, self._block_or_none)
+
+    async def usage(self) -> StoreUsage:
+        """Every block held and their bytes (the base class reads each block)."""
+        from .gc import StoreUsage
+
+        usage = StoreUsage()
+        async for cid in self.cids():
+            data = await self._block_or_none(cid)
+            if data is not None:
+                usage.blocks += 1
+                usage.bytes += len(data)
+        return usage
+
+    async def _block_or_none(self, cid: CID) -> bytes | None:
+        try:
+            return await self.get(cid)
+        except BlockNotFound:
+            return None

@@ -6,6 +6,10 @@ characters. Writes go to a temp file that is renamed into place, so a crash (eve
 leaves either the whole block or none of it; temp files of dead writers are removed on open.
 Pins, with their reasons, live in ``pins.db`` (:mod:`dag.pin_table`).
 
+Garbage collection (:meth:`FlatFsBlockstore.collect_garbage`) marks and sweeps in one worker
+thread reading the files directly; how it stays safe beside live reads and writes (grace
+period, holds, one collection at a time) is told in :mod:`dag.gc`.
+
 Durability: ``sync="batch"`` (default) fsyncs the blocks written since the last :meth:`flush`
 when flush is called (importers call it before any record refers to the blocks);
 ``"always"`` fsyncs each block before its rename; ``"never"`` leaves it to the OS.
@@ -14,10 +18,13 @@ when flush is called (importers call it before any record refers to the blocks);
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
+import fcntl
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -25,8 +32,18 @@ import trio
 from multiformats import CID
 
 from .blockstore import Blockstore, Pin, VerifyReport
-from .cids import Block, cid_to_str, multihash_key
+from .cids import Block, cid_to_str, make_cid, multihash_key
 from .errors import BlockCorrupt, BlockNotFound, StoreError
+from .gc import (
+    BlockAnswer,
+    DagSize,
+    GcReport,
+    MarkSet,
+    StoreUsage,
+    drive_sync,
+    mark_steps,
+    measure_steps,
+)
 from .pin_table import PinTable, check_reason, pins_from_rows
 
 __all__ = ["FlatFsBlockstore"]
@@ -39,9 +56,12 @@ def _key(cid: CID) -> str:
     return base64.b32encode(multihash_key(cid)).decode().rstrip("=")
 
 
+def _key_bytes(key: str) -> bytes:
+    return base64.b32decode(key + "=" * (-len(key) % 8))
+
+
 def _cid_from_key(key: str) -> CID:
-    raw = base64.b32decode(key + "=" * (-len(key) % 8))
-    return CID("base32", 1, "raw", raw)
+    return make_cid(1, "raw", _key_bytes(key))  # CID(...) validates slowly: 250 us a block
 
 
 def _fsync_path(path: Path) -> None:
@@ -80,6 +100,16 @@ class FlatFsBlockstore(Blockstore):
         self._lock = threading.Lock()
         self._pins = PinTable(self.root / "pins.db")
         self.removed_temp_files = self._remove_stale_temp_files()
+        # garbage collection (dag.gc): the sweep lock guards the holds, the queue of roots a
+        # running collection must still mark, every deletion batch and put's dedup path. An
+        # RLock: a hold released by a finalizer may run in the collecting thread itself.
+        self._sweep_lock = threading.RLock()
+        self._holds: dict[CID, int] = {}
+        self._collecting = False
+        self._late_roots: list[tuple[CID, bool]] = []
+        self._gc_lock = trio.Lock()
+        self._gc_batch = 256  # deletions per batch: hold() may wait for one batch
+        self._before_batch: Callable[[int], None] | None = None  # tests: called per batch
 
     # -- paths ---------------------------------------------------------------------------
     def path_for(self, cid: CID) -> Path:
@@ -101,11 +131,8 @@ class FlatFsBlockstore(Blockstore):
     # -- sync primitives (run in worker threads) ------------------------------------------
     def _put_sync(self, block: Block) -> None:
         path = self.path_for(block.cid)
-        try:
-            if path.stat().st_size == len(block.data):
-                return
-        except FileNotFoundError:
-            pass
+        if path.exists() and self._refresh_existing(path, len(block.data)):
+            return
         directory = path.parent
         if directory not in self._known_dirs:
             directory.mkdir(parents=True, exist_ok=True)
@@ -131,6 +158,19 @@ class FlatFsBlockstore(Blockstore):
             with self._lock:
                 self._unsynced.append(path)
 
+    def _refresh_existing(self, path: Path, size: int) -> bool:
+        """True if the block is already stored whole; its mtime is then set to now, so a
+        collection counts it as young (under the sweep lock: see dag.gc, point 5)."""
+        with self._sweep_lock:
+            try:
+                if path.stat().st_size != size:
+                    return False
+            except FileNotFoundError:
+                return False
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                os.utime(path)
+            return True
+
     def _put_many_sync(self, blocks: list[Block]) -> None:
         for block in blocks:
             self._put_sync(block)
@@ -153,14 +193,23 @@ class FlatFsBlockstore(Blockstore):
             raise StoreError(f"cannot read block {cid_to_str(cid)}: {exc.strerror}") from exc
         return Block.checked(cid, data).data if self.hash_on_read else data
 
-    def _iter_keys(self) -> Iterator[tuple[str, Path]]:
-        for shard in sorted(self.blocks_dir.iterdir()):
-            if not shard.is_dir():
+    def _scan(self) -> Iterator[tuple[str, str]]:
+        """(key, path) of every block file, sorted: one directory scan (also used by gc)."""
+        with os.scandir(self.blocks_dir) as it:
+            shards = sorted(entry.path for entry in it if entry.is_dir())
+        for shard in shards:
+            try:
+                with os.scandir(shard) as it:
+                    names = sorted(entry.name for entry in it)
+            except FileNotFoundError:
                 continue
-            for entry in sorted(shard.iterdir()):
-                name = entry.name
+            for name in names:
                 if name.endswith(_SUFFIX) and not name.startswith("."):
-                    yield name[: -len(_SUFFIX)], entry
+                    yield name[: -len(_SUFFIX)], os.path.join(shard, name)
+
+    def _iter_keys(self) -> Iterator[tuple[str, Path]]:
+        for key, path in self._scan():
+            yield key, Path(path)
 
     def _verify_sync(self, repair: bool) -> VerifyReport:
         report = VerifyReport()
@@ -176,6 +225,149 @@ class FlatFsBlockstore(Blockstore):
             except Exception:
                 report.bad.append(f"unreadable block file {path.name}")
         return report
+
+    # -- garbage collection (run in one worker thread; see dag.gc) --------------------------
+    def _read_for_walk(self, cid: CID) -> BlockAnswer:
+        """A block's bytes for a walk, unverified; a raw block's size only; None if absent."""
+        path = self.path_for(cid)
+        try:
+            if cid.codec.name == "raw":
+                return os.stat(path).st_size
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read block {cid_to_str(cid)}: {exc.strerror}") from exc
+
+    def _mark_sync(self, marks: MarkSet, roots: Iterable[tuple[CID, bool]]) -> None:
+        deep = [cid for cid, recursive in roots if recursive]
+        shallow = [cid for cid, recursive in roots if not recursive]
+        drive_sync(mark_steps(marks, deep), self._read_for_walk)
+        drive_sync(mark_steps(marks, shallow, recursive=False), self._read_for_walk)
+
+    @contextlib.contextmanager
+    def _held(self, roots: tuple[CID, ...]) -> Iterator[None]:
+        with self._sweep_lock:
+            for root in roots:
+                self._holds[root] = self._holds.get(root, 0) + 1
+            if self._collecting:
+                self._late_roots.extend((root, True) for root in roots)
+        try:
+            yield
+        finally:
+            with self._sweep_lock:
+                for root in roots:
+                    left = self._holds[root] - 1
+                    if left:
+                        self._holds[root] = left
+                    else:
+                        del self._holds[root]
+
+    def _note_pinned(self, cid: CID, recursive: bool) -> None:
+        with self._sweep_lock:
+            if self._collecting:
+                self._late_roots.append((cid, recursive))
+
+    def _fs_now_ns(self, fd: int) -> int:
+        """The file system's current time (as block mtimes see it): touch the lock file."""
+        os.utime(fd)
+        return os.fstat(fd).st_mtime_ns
+
+    def _collect_sync(
+        self, keep: list[CID], keep_shallow: list[CID], grace_s: float, check: Callable[[], None]
+    ) -> GcReport:
+        fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # another process's collection: wait for it
+            started = time.perf_counter()
+            cutoff_ns = self._fs_now_ns(fd) - int(grace_s * 1e9)
+            with self._sweep_lock:
+                self._collecting = True
+                self._late_roots = []
+                held = list(self._holds)
+            try:
+                report = self._mark_and_sweep(keep, keep_shallow, held, cutoff_ns, check)
+            finally:
+                with self._sweep_lock:
+                    self._collecting = False
+                    self._late_roots = []
+            report.seconds = time.perf_counter() - started
+            return report
+        finally:
+            os.close(fd)  # releases the flock
+
+    def _mark_and_sweep(
+        self,
+        keep: list[CID],
+        keep_shallow: list[CID],
+        held: list[CID],
+        cutoff_ns: int,
+        check: Callable[[], None],
+    ) -> GcReport:
+        pins = pins_from_rows(self._pins.rows())  # read after the collection flag went up
+        marks = MarkSet()
+        roots = [(pin.cid, pin.recursive) for pin in pins]
+        roots += [(cid, True) for cid in [*keep, *held]]
+        roots += [(cid, False) for cid in keep_shallow]
+        self._mark_sync(marks, roots)
+        check()
+        report = GcReport()
+        candidates: list[tuple[bytes, str]] = []
+        for name, path in self._scan():
+            try:
+                key = _key_bytes(name)
+            except (binascii.Error, ValueError):
+                continue  # not a block file of ours: never removed
+            report.examined += 1
+            if key not in marks.keys:
+                candidates.append((key, path))
+        report.marked = report.examined - len(candidates)
+        for index, start in enumerate(range(0, len(candidates), self._gc_batch)):
+            if self._before_batch is not None:
+                self._before_batch(index)
+            check()  # cancelled: stop here (what was removed so far was garbage)
+            self._sweep_batch(marks, candidates[start : start + self._gc_batch], cutoff_ns, report)
+        return report
+
+    def _sweep_batch(
+        self, marks: MarkSet, batch: list[tuple[bytes, str]], cutoff_ns: int, report: GcReport
+    ) -> None:
+        """Delete what is still unreachable and old, under the sweep lock, once every root held
+        or pinned since the mark began is marked (dag.gc, point 4)."""
+        while True:
+            with self._sweep_lock:
+                late, self._late_roots = self._late_roots, []
+                if not late:
+                    for key, path in batch:
+                        if key in marks.keys:
+                            report.marked += 1
+                            continue
+                        try:
+                            stat = os.stat(path)
+                        except FileNotFoundError:
+                            continue
+                        if stat.st_mtime_ns >= cutoff_ns:
+                            report.kept_young += 1
+                            continue
+                        try:
+                            os.unlink(path)
+                        except FileNotFoundError:
+                            continue
+                        report.removed += 1
+                        report.freed_bytes += stat.st_size
+                    return
+            self._mark_sync(marks, late)  # outside the lock: hold() need not wait for a walk
+
+    def _usage_sync(self) -> StoreUsage:
+        usage = StoreUsage()
+        for _, path in self._scan():
+            with contextlib.suppress(FileNotFoundError):
+                usage.bytes += os.stat(path).st_size
+                usage.blocks += 1
+        return usage
+
+    def _measure_sync(self, root: CID, recursive: bool, seen: set[bytes]) -> DagSize:
+        return drive_sync(measure_steps(root, recursive=recursive, seen=seen), self._read_for_walk)
 
     # -- Blockstore ------------------------------------------------------------------------
     async def put(self, block: Block) -> None:
@@ -209,6 +401,7 @@ class FlatFsBlockstore(Blockstore):
     async def pin(self, cid: CID, *, recursive: bool = True, reason: str = "local") -> None:
         check_reason(reason)
         await trio.to_thread.run_sync(self._pins.add, cid_to_str(cid), reason, recursive)
+        self._note_pinned(cid, recursive)  # a collection under way marks it too
 
     async def unpin(self, cid: CID, *, reason: str | None = None) -> None:
         await trio.to_thread.run_sync(self._pins.remove, cid_to_str(cid), reason)
@@ -216,6 +409,37 @@ class FlatFsBlockstore(Blockstore):
     async def pins(self) -> list[Pin]:
         rows = await trio.to_thread.run_sync(self._pins.rows)
         return pins_from_rows(rows)
+
+    def hold(self, *roots: CID) -> contextlib.AbstractContextManager[None]:
+        """Keep every block reachable from ``roots`` through any collection in this process
+        while the ``with`` block runs, including one already sweeping: once the block is
+        entered, nothing reachable from the roots is removed (dag.gc, point 4). Entering or
+        leaving may wait for one deletion batch (at most ``_gc_batch`` unlinks)."""
+        return self._held(roots)
+
+    async def collect_garbage(
+        self,
+        *,
+        keep: Iterable[CID] = (),
+        keep_shallow: Iterable[CID] = (),
+        grace_s: float = 600.0,
+    ) -> GcReport:
+        if grace_s < 0:
+            raise StoreError(f"grace period must be 0 or more seconds, got {grace_s}")
+        keep, keep_shallow = list(keep), list(keep_shallow)
+        async with self._gc_lock:
+            return await trio.to_thread.run_sync(
+                self._collect_sync, keep, keep_shallow, grace_s, trio.from_thread.check_cancelled
+            )
+
+    async def measure(
+        self, root: CID, *, recursive: bool = True, seen: set[bytes] | None = None
+    ) -> DagSize:
+        seen = set() if seen is None else seen
+        return await trio.to_thread.run_sync(self._measure_sync, root, recursive, seen)
+
+    async def usage(self) -> StoreUsage:
+        return await trio.to_thread.run_sync(self._usage_sync)
 
     async def aclose(self) -> None:
         await self.flush()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ from multiformats import CID
 from .blockstore import Blockstore, Pin, VerifyReport
 from .cids import Block, cid_to_str, parse_cid
 from .errors import BlockCorrupt, BlockNotFound, StoreError
+from .gc import GcReport
 from .pin_table import PinTable, check_reason, pins_from_rows
 
 __all__ = ["KuboBlockstore"]
@@ -138,6 +139,18 @@ class KuboBlockstore(Blockstore):
         elif not await trio.to_thread.run_sync(self._pins.recursive, key):
             await self._kubo_unpin(cid)  # the reasons left pin it directly only
             await self._kubo_pin(cid, False)
+
+    async def collect_garbage(
+        self,
+        *,
+        keep: Iterable[CID] = (),
+        keep_shallow: Iterable[CID] = (),
+        grace_s: float = 600.0,
+    ) -> GcReport:
+        raise StoreError(
+            f"the blocks are stored by the IPFS node at {self.url}, which collects its own"
+            " garbage: run `ipfs repo gc` there (it keeps what is pinned)"
+        )
 
     async def pins(self) -> list[Pin]:
         response = await self._call("pin/ls", {"type": "all", "stream": "false"})
