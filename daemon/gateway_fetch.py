@@ -4,12 +4,14 @@ The public ``/ipfs/<cid>`` gateway (:mod:`webui.gateway`) calls the hook for eac
 store lacks. Anyone can send such requests, so a stranger must not be able to make the node
 fetch without limit. Three bounds, all cheap to check:
 
-- a rate cap: a :class:`TokenBucket` (one token per block, ``max_blocks_per_minute`` a minute,
-  bursts of up to a minute's worth). Over the cap the hook returns False at once, without
+- a rate cap: a :class:`~webui.client_limits.TokenBucket` (one token per block,
+  ``max_blocks_per_minute`` a minute, bursts of up to a minute's worth; the config's
+  ``[gateway] fetch_blocks_per_minute``). Over the cap the hook returns False at once, without
   touching the network. The bucket is a pure state machine over a clock reading, unit-tested
-  without trio (a library would bring a dependency for twenty lines);
+  without trio (it lives in ``webui`` beside the per-client limits that use it too);
 - a concurrency cap: at most ``max_concurrent`` blocks in flight from the gateway at once
-  (a ``trio.CapacityLimiter``; further requests wait for a slot);
+  (``[gateway] max_concurrent_fetches``; a ``trio.CapacityLimiter``, further requests wait
+  for a slot);
 - a deadline per request: waiting for a slot and fetching the block together take at most
   ``timeout`` seconds, then the hook returns False.
 
@@ -31,6 +33,7 @@ import trio
 import dag
 from dag import CID, cid_to_str
 from p2p.errors import P2PError
+from webui.client_limits import TokenBucket
 from webui.gateway import FetchMissing
 
 if TYPE_CHECKING:
@@ -47,45 +50,6 @@ log = logging.getLogger("artdag.gateway")
 
 DEFAULT_MAX_BLOCKS_PER_MINUTE = 1200
 """With the default 1 MiB chunks, about 20 MiB/s of content fetched for strangers, on average."""
-
-
-@dataclass(slots=True)
-class TokenBucket:
-    """A token bucket over an explicit clock: ``capacity`` tokens at most, refilled at
-    ``rate`` tokens a second. It starts full. Pure: the caller passes ``now`` (seconds on any
-    monotonic clock), so tests drive it with plain numbers."""
-
-    capacity: float
-    rate: float
-    tokens: float = -1.0  # -1: full at the first reading
-    updated: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.capacity < 1:
-            raise ValueError(f"a token bucket needs a capacity of at least 1, got {self.capacity}")
-        if self.rate <= 0:
-            raise ValueError(f"a token bucket needs a positive rate, got {self.rate}")
-        if self.tokens < 0:
-            self.tokens = self.capacity
-
-    def _refill(self, now: float) -> None:
-        if self.updated is not None and now > self.updated:
-            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        if self.updated is None or now > self.updated:
-            self.updated = now
-
-    def take(self, now: float, n: float = 1.0) -> bool:
-        """Take ``n`` tokens if there are that many (True), else take none (False)."""
-        self._refill(now)
-        if self.tokens >= n:
-            self.tokens -= n
-            return True
-        return False
-
-    def wait_time(self, now: float, n: float = 1.0) -> float:
-        """Seconds until ``n`` tokens will be there (0: now); what a Retry-After would say."""
-        self._refill(now)
-        return max(0.0, (n - self.tokens) / self.rate)
 
 
 @dataclass(slots=True)
@@ -150,9 +114,9 @@ class _Fetcher:
 def make_fetch_missing(
     node: Node,
     *,
-    max_concurrent: int = 8,
+    max_concurrent: int | None = None,
     timeout: float = 30.0,
-    max_blocks_per_minute: int = DEFAULT_MAX_BLOCKS_PER_MINUTE,
+    max_blocks_per_minute: int | None = None,
     clock: Callable[[], float] | None = None,
 ) -> FetchMissing | None:
     """The gateway's hook fetching missing blocks from peers, or None if the node has no
@@ -161,9 +125,14 @@ def make_fetch_missing(
     ``max_concurrent`` blocks in flight at most; ``timeout`` seconds at most per block,
     waiting for a slot included; ``max_blocks_per_minute`` on average (bursts up to that many),
     beyond which the hook returns False at once. ``clock`` (default ``trio.current_time``) is
-    the rate cap's clock. The hook's ``stats`` attribute counts what it did."""
+    the rate cap's clock. The hook's ``stats`` attribute counts what it did. The caps default
+    to the config's ``[gateway] max_concurrent_fetches`` and ``fetch_blocks_per_minute``."""
     if node.network is None:
         return None
+    if max_concurrent is None:
+        max_concurrent = node.config.gateway_max_concurrent_fetches
+    if max_blocks_per_minute is None:
+        max_blocks_per_minute = node.config.gateway_fetch_blocks_per_minute
     if max_concurrent < 1:
         raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
     if timeout <= 0:

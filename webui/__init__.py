@@ -14,10 +14,13 @@ from .auth import (
     load_or_create_secret,
     verify_password,
 )
+from .client_limits import ClientLimits, TokenBucket, client_address
 from .gateway import (
     IMMUTABLE_CACHE,
     FetchMissing,
     GatewayError,
+    GatewayEvent,
+    GatewayObserver,
     add_gateway_routes,
     content_disposition,
     requested_format,
@@ -49,8 +52,13 @@ __all__ = [
     "add_provenance_routes",
     "IMMUTABLE_CACHE",
     "ByteRange",
+    "ClientLimits",
     "FetchMissing",
     "GatewayError",
+    "GatewayEvent",
+    "GatewayObserver",
+    "TokenBucket",
+    "client_address",
     "RangeKind",
     "RangeRequest",
     "add_gateway_routes",

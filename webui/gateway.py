@@ -19,21 +19,32 @@ is 404, unless the daemon passes a ``fetch_missing`` hook that gets blocks from 
 The routes are public. Pages that a browser could run (HTML, SVG, XML) are sent with
 ``Content-Security-Policy: sandbox`` because the gateway shares its origin with the local UI.
 Byte ranges and preconditions are pure functions in :mod:`webui.gateway_ranges`.
+
+For operators: every response is told to the ``observers`` as a :class:`GatewayEvent` once it
+is complete (a streamed body when its stream ends or is aborted, with the bytes actually sent),
+so the daemon can count requests and bytes, time them and rank popular works; an optional
+:class:`~webui.client_limits.ClientLimits` answers a client over its rate with 429 and
+``Retry-After``. While a response reads blocks, the store holds its root
+(``node.store.hold(root)``), so a garbage collection running meanwhile keeps them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+import logging
 import mimetypes
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode
 
 from multiformats import CID
 from quart import Response, request
+from quart.wrappers.response import DataBody, IterableBody
 from quart_trio import QuartTrio
 
 import dag
@@ -41,6 +52,7 @@ from dag.car import encode_header, encode_section
 from dag.cids import multihash_key
 from dag.dagpb import PBNode, UnixFSData, UnixFSType, decode_node
 
+from .client_limits import ClientLimits, client_address
 from .gateway_ranges import (
     RangeKind,
     if_none_match_hits,
@@ -72,6 +84,8 @@ __all__ = [
     "IMMUTABLE_CACHE",
     "FetchMissing",
     "GatewayError",
+    "GatewayEvent",
+    "GatewayObserver",
     "add_gateway_routes",
     "content_disposition",
     "requested_format",
@@ -82,6 +96,27 @@ FetchMissing = Callable[[CID], Awaitable[bool]]
 """Make the block ``cid`` (and, if it likes, the DAG below it) present in ``node.store`` under
 its own time and size bounds; return False if it could not. Called only for blocks the store
 lacks; the gateway then reads the store again."""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayEvent:
+    """One finished gateway response: the ``/ipfs/<root>`` asked for (as in the URL), the
+    method, the status, the body bytes actually sent, seconds from the request to the end of
+    the response, and the client it counted against
+    (:func:`~webui.client_limits.client_address`)."""
+
+    root: str
+    method: str
+    status: int
+    bytes_sent: int
+    seconds: float
+    client: str
+
+
+GatewayObserver = Callable[[GatewayEvent], None]
+"""Told each :class:`GatewayEvent`; must not block (an exception is logged and ignored)."""
+
+log = logging.getLogger("artdag.gateway")
 
 IMMUTABLE_CACHE = "public, max-age=29030400, immutable"
 PAGE_VERSION = "1"  # goes into generated pages' ETags, so a change to the pages busts caches
@@ -708,16 +743,30 @@ def add_gateway_routes(
     *,
     max_range_bytes: int | None = None,
     fetch_missing: FetchMissing | None = None,
+    observers: Iterable[GatewayObserver] = (),
+    limiter: ClientLimits | None = None,
+    trust_forwarded_for: bool = False,
 ) -> None:
     """Mount ``GET``/``HEAD /ipfs/<cid>[/<path>]`` on ``app``, serving from ``node``.
 
     ``max_range_bytes`` caps what one ``Range`` reply carries (None: no cap); ``fetch_missing``
-    is the hook that gets blocks the store lacks (None: they are 404)."""
+    is the hook that gets blocks the store lacks (None: they are 404). Each ``observers``
+    callable is told every finished response; ``limiter`` (None: no limit) answers a client
+    over its rate with 429. The client is the connection's peer address, or the first
+    ``X-Forwarded-For`` hop when ``trust_forwarded_for`` (a reverse proxy on this host)."""
     if max_range_bytes is not None and max_range_bytes < 1:
         raise ValueError("max_range_bytes must be at least 1")
     gateway = _Gateway(node, max_range_bytes, fetch_missing)
+    watchers = tuple(observers)
 
-    async def ipfs_path(cid: str, rest: str = "") -> Response:
+    def tell(event: GatewayEvent) -> None:
+        for observer in watchers:
+            try:
+                observer(event)
+            except Exception:
+                log.exception("gateway observer %r failed on %s", observer, event)
+
+    async def respond(cid: str, rest: str) -> Response:
         try:
             return await gateway.serve(cid, rest)
         except GatewayError as exc:
@@ -729,6 +778,43 @@ def add_gateway_routes(
         except dag.DagError as exc:  # a stored block that does not decode or verify
             return _error(GatewayError(500, str(exc)))
 
+    async def ipfs_path(cid: str, rest: str = "") -> Response:
+        started = time.monotonic()
+        client = client_address(
+            request.remote_addr,
+            request.headers.get("X-Forwarded-For"),
+            trust_forwarded_for=trust_forwarded_for,
+        )
+        method = request.method
+
+        def finished(status: int, sent: int) -> None:
+            tell(GatewayEvent(cid, method, status, sent, time.monotonic() - started, client))
+
+        if limiter is not None and (wait := limiter.check(client, started)) > 0:
+            seconds = limiter.retry_after(wait)
+            response = _error(
+                GatewayError(
+                    429,
+                    f"too many requests from {client}: at most {limiter.rate_per_s * 60:g} a "
+                    f"minute (bursts of {limiter.burst}); retry in {seconds} s",
+                    {"Retry-After": str(seconds)},
+                )
+            )
+            finished(429, _body_length(response))
+            return response
+        with contextlib.ExitStack() as stack:
+            with contextlib.suppress(dag.CidError):  # a bad CID is answered with 400 by serve
+                stack.enter_context(node.store.hold(dag.parse_cid(cid)))
+            response = await respond(cid, rest)
+            if isinstance(response.response, IterableBody):
+                held = stack.pop_all()  # the stream keeps the hold until it ends
+                response.response = IterableBody(
+                    _ObservedBody(response.response.iter, held, response.status_code, finished)
+                )
+                return response
+        finished(response.status_code, _body_length(response))
+        return response
+
     for rule in ("/ipfs/<cid>", "/ipfs/<cid>/", "/ipfs/<cid>/<path:rest>"):
         app.add_url_rule(
             rule,
@@ -737,3 +823,66 @@ def add_gateway_routes(
             methods=["GET", "HEAD"],
             strict_slashes=False if rule.endswith("/") else None,
         )
+
+
+def _body_length(response: Response) -> int:
+    body = response.response
+    return len(body.data) if isinstance(body, DataBody) else 0
+
+
+class _ObservedBody:
+    """A streamed body as it is sent, holding the store's hold until the stream ends.
+
+    A piece counts as sent once the server asks for the next one, so an aborted stream reports
+    only what went out. The hold is released and the observers told exactly once: at the end,
+    on ``aclose`` (the server aborting the stream), or when the body is dropped unread (the
+    client left before the headers were out)."""
+
+    def __init__(
+        self,
+        source: AsyncIterator[bytes],
+        held: contextlib.ExitStack,
+        status: int,
+        finished: Callable[[int, int], None],
+    ) -> None:
+        self._source = source
+        self._held = held
+        self._status = status
+        self._finished = finished
+        self._sent = 0
+        self._pending = 0
+        self._open = True
+
+    def __aiter__(self) -> _ObservedBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        self._sent += self._pending
+        self._pending = 0
+        try:
+            piece = await self._source.__anext__()
+        except BaseException:  # the end, an error ending the stream, or cancellation
+            await self.aclose()
+            raise
+        self._pending = len(piece)
+        return piece
+
+    async def aclose(self) -> None:
+        if not self._open:
+            return
+        self._open = False
+        try:
+            aclose = getattr(self._source, "aclose", None)
+            if aclose is not None:  # the source's own clean-up, before the hold goes
+                await aclose()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        self._held.close()
+        self._finished(self._status, self._sent)
+
+    def __del__(self) -> None:
+        if self._open:
+            self._open = False
+            self._release()

@@ -94,6 +94,9 @@ class Gossip:
         self._running = False
         # Told (topic, record, cid, wall time) just before each of our publishes goes out.
         self.on_publish: Callable[[str, dict[str, Any], CID, float], None] | None = None
+        # Each told (event, topic, reason) per message: "out" (our publish), "in" (accepted)
+        # or "rejected" (reason: the validator's, or "graylisted"); for the daemon's metrics.
+        self.message_observers: list[Callable[[str, str, str], None]] = []
 
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -140,6 +143,7 @@ class Gossip:
         if self.on_publish is not None:
             self.on_publish(topic, record, result.cid, self.clock())
         await self.pubsub.publish(topic, raw)
+        self._tell("out", topic)
         return result.cid
 
     def subscribe(self, topic: str) -> trio.MemoryReceiveChannel[Delivered]:
@@ -187,20 +191,30 @@ class Gossip:
         peers = (via,) if origin == via else (via, origin)
         if any(self.scores.is_graylisted(p, now) for p in peers):
             self.scores.record_invalid(via, "graylisted", now)
+            self._tell("rejected", spec.name, "graylisted")
             logger.debug("ignored %s message from graylisted peer %s", spec.name, via)
             return False
         result = validate(spec, msg.data, now=now, seen=self.seen)
         if isinstance(result, Reject):
             for peer in peers:
                 self.scores.record_invalid(peer, result.reason, now)
+            self._tell("rejected", spec.name, result.reason)
             logger.info(
                 "rejected %s message via %s (origin %s): %s", spec.name, via, origin, result
             )
             return False
         for peer in peers:
             self.scores.record_valid(peer, now)
+        self._tell("in", spec.name)
         self._hand_over(spec.name, result, origin, via)
         return True
+
+    def _tell(self, event: str, topic: str, reason: str = "") -> None:
+        for observer in self.message_observers:
+            try:
+                observer(event, topic, reason)
+            except Exception:
+                logger.exception("gossip message observer failed")
 
     def _hand_over(self, topic: str, accepted: Accept, origin: str, via: str) -> None:
         delivered = Delivered(topic, accepted.record, accepted.cid, origin, via, accepted.raw)
