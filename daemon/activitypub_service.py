@@ -15,7 +15,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -187,6 +187,9 @@ class ActivityPubService:
         )
         self.received = 0
         self.rejected = 0
+        #: told of each like or boost of a work, ``(cid, kind)`` (the pinning policy's
+        #: popularity); must not block
+        self.on_usage: Callable[[str, str], None] | None = None
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -360,7 +363,11 @@ class ActivityPubService:
         elif isinstance(decision, RemoveActor):
             await run(self.followers.remove_actor, decision.actor)
             self._actors.pop(decision.actor, None)
-        elif isinstance(decision, RecordUsage) and self.money is not None:
+        elif isinstance(decision, RecordUsage):
+            if self.on_usage is not None:
+                self.on_usage(decision.subject_cid, decision.kind)
+            if self.money is None:
+                return None
             await self.money.record_usage(
                 decision.subject_cid,
                 decision.kind,

@@ -19,6 +19,7 @@ from p2p.errors import P2PError
 from provenance import ProvenanceError
 from webui import (
     AssetSummary,
+    ClientLimits,
     PasswordFile,
     WebServices,
     add_gateway_routes,
@@ -30,10 +31,15 @@ from webui import (
 from .activitypub_service import ActivityPubService
 from .api_activitypub import add_activitypub_routes
 from .api_market import add_market_routes
+from .api_metrics import add_metrics_routes
 from .api_p2p import add_p2p_routes
+from .api_pinning import add_pinning_routes
+from .api_pins import add_pin_routes
 from .api_render import RenderRequestError, add_render_routes
 from .gateway_fetch import make_fetch_missing
+from .metrics import metrics_for
 from .node import Node
+from .pin_service import PinService
 
 __all__ = ["create_app"]
 
@@ -83,6 +89,7 @@ def create_app(
     token: str,
     activitypub: ActivityPubService | None = None,
     web: WebServices | None = None,
+    pins: PinService | None = None,
 ) -> QuartTrio:
     app = QuartTrio("artdag", static_folder=None)  # webui serves /static from its blueprint
     app.config["MAX_CONTENT_LENGTH"] = node.config.max_upload_bytes
@@ -173,8 +180,31 @@ def create_app(
     add_p2p_routes(app, node)
     add_market_routes(app, node, trust_after=node.config.trust_after)
     add_render_routes(app, node)
-    add_gateway_routes(app, node, fetch_missing=make_fetch_missing(node))
+    fetch_missing = make_fetch_missing(node)
+    metrics = metrics_for(node, activitypub=activitypub, fetch_missing=fetch_missing)
+    if pins is None:
+        pins = PinService(node)
+
+        @app.after_serving
+        async def close_pins() -> None:
+            assert pins is not None
+            pins.close()
+
+    add_pin_routes(app, pins)
+    add_metrics_routes(app, node, metrics, token=token, last_gc=lambda: pins.last_gc)
+    add_gateway_routes(
+        app,
+        node,
+        fetch_missing=fetch_missing,
+        observers=[metrics.observe_gateway, pins.observe_gateway],
+        limiter=ClientLimits.per_minute(
+            node.config.gateway_requests_per_minute, node.config.gateway_burst
+        ),
+        trust_forwarded_for=node.config.gateway_trust_forwarded_for,
+    )
     _add_provenance_page(app, node)
+    if node.config.pinning_api:
+        add_pinning_routes(app, node)  # the IPFS Pinning Service API at /pins
     if activitypub is not None:
         add_activitypub_routes(app, activitypub)
     if web is not None:

@@ -475,7 +475,10 @@ from .cli_claims import register as _register_claims  # noqa: E402
 from .cli_market import register as _register_market  # noqa: E402
 from .cli_money import register as _register_money  # noqa: E402
 from .cli_p2p import register as _register_p2p  # noqa: E402
+from .cli_pinning import register as _register_pinning  # noqa: E402
+from .cli_pins import register as _register_pins  # noqa: E402
 from .cli_render import register as _register_render  # noqa: E402
+from .cli_status import register as _register_status  # noqa: E402
 
 _register_p2p(main)
 _register_render(main)
@@ -484,3 +487,6 @@ _register_claims(main)
 _register_money(main)
 _register_anchor(main)
 _register_activitypub(main)
+_register_pinning(main)
+_register_status(main)
+_register_pins(main)

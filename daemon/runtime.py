@@ -25,6 +25,8 @@ from .config import Config
 from .home import read_token
 from .network_glue import start_market, start_network
 from .node import Node, open_node
+from .pin_service import PinService
+from .pinning_service import pinning_service_for
 
 __all__ = ["Ready", "run_daemon", "serve_http"]
 
@@ -44,6 +46,7 @@ async def serve_http(
     port: int,
     activitypub: ActivityPubService | None = None,
     web: WebServices | None = None,
+    pins: PinService | None = None,
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -56,7 +59,7 @@ async def serve_http(
     if node.config.tls_cert:
         hconfig.certfile = str(Path(node.config.tls_cert).expanduser())
         hconfig.keyfile = str(Path(node.config.tls_key).expanduser())
-    await serve(create_app(node, token, activitypub, web), hconfig, task_status=task_status)
+    await serve(create_app(node, token, activitypub, web, pins), hconfig, task_status=task_status)
 
 
 async def run_daemon(
@@ -80,12 +83,18 @@ async def run_daemon(
                     await start_market(nursery, config, node, fault=fault)
                     await nursery.start(run_claims_gossip, node, claims)
                 await nursery.start(run_ownership_tasks, node, claims)
+                if config.pinning_api:
+                    await nursery.start(pinning_service_for(node).run)
+                pins = PinService(node)
+                stack.callback(pins.close)
+                await nursery.start(pins.run)
                 activitypub = None
                 if config.activitypub:
                     money = await stack.enter_async_context(
                         open_money(node, find_claim=claims.winning_claim)
                     )
                     activitypub = await stack.enter_async_context(open_activitypub(node, money))
+                    activitypub.on_usage = pins.observe_usage
                     await nursery.start(activitypub.run)
                 web = web_services(
                     node,
@@ -93,9 +102,10 @@ async def run_daemon(
                     anchors=claims.anchors,
                     activitypub=activitypub,
                     render=web_render(node, nursery),
+                    pins=pins,
                 )
                 urls = await nursery.start(
-                    serve_http, node, token, config.host, config.port, activitypub, web
+                    serve_http, node, token, config.host, config.port, activitypub, web, pins
                 )
                 ready = Ready(
                     urls=urls,

@@ -21,6 +21,7 @@ from dag import cid_to_str, parse_cid
 from webui import WebServices
 
 from .config import _SECTIONS, ConfigError, load_config
+from .pin_service import PinService
 
 if TYPE_CHECKING:
     from .activitypub_service import ActivityPubService
@@ -49,8 +50,10 @@ def web_services(
     anchors: AnchorService | None = None,
     activitypub: ActivityPubService | None = None,
     render: Any = None,
+    pins: PinService | None = None,
 ) -> WebServices:
-    """``render`` is the recipe page's render function (``daemon.web_render``), if any."""
+    """``render`` is the recipe page's render function (``daemon.web_render``), if any;
+    ``pins`` the node's pin service (one is made for the pages if None)."""
     config = node.config
     sizes = _CachedSize(config.store_path)
 
@@ -239,41 +242,46 @@ def web_services(
         services.followers, services.deliveries, services.publish = followers, deliveries, publish
         services.block_domain, services.unblock_domain = block_domain, unblock_domain
 
-    async def pins() -> list[Row]:
-        """Pins, each with what it is: an asset's name and type, or a record's type."""
-        rows = await node.store.pins()
-        cids = [cid_to_str(p.cid) for p in rows]
-        kinds = await trio.to_thread.run_sync(node.index.record_types, cids)
-        out = []
-        for p, cid in zip(rows, cids, strict=True):
-            asset = await node.asset(cid)
-            if asset is not None:
-                what = f"{asset.name} ({asset.mime or 'file'})"
-            elif cid in kinds:
-                what = f"{kinds[cid]} record"
-            else:
-                what = "dag-cbor block" if p.cid.codec.name == "dag-cbor" else "file or block"
-            out.append(
-                {"cid": cid, "recursive": p.recursive, "what": what, "asset": asset is not None}
-            )
-        # Assets first (what an owner recognises), then records by kind.
-        return sorted(out, key=lambda r: (not r["asset"], r["what"], r["cid"]))
+    pin_service = pins if pins is not None else PinService(node)
+
+    async def list_pins() -> list[Row]:
+        """Pins, each with its reasons and what it is (assets first)."""
+        return [view.to_json() for view in await pin_service.views()]
 
     async def pin(cid: str) -> None:
-        """Pin a root the store holds; ValueError for a bad CID or one not stored."""
-        parsed = parse_cid(cid)
-        if not await node.store.has(parsed):
-            raise ValueError(f"{cid_to_str(parsed)} is not in this node's store")
-        await node.store.pin(parsed)
+        """Pin for the operator (``explicit``); ValueError for a bad CID or one the node
+        cannot get."""
+        await pin_service.add(cid)
 
     async def unpin(cid: str) -> None:
-        """ValueError for a bad CID or one not pinned."""
-        parsed = parse_cid(cid)
-        if all(p.cid != parsed for p in await node.store.pins()):
-            raise ValueError(f"{cid_to_str(parsed)} is not pinned")
-        await node.store.unpin(parsed)
+        """Drop the operator's reasons; ValueError for a bad CID or one not pinned so."""
+        await pin_service.remove(cid)
 
-    services.pins, services.pin, services.unpin = pins, pin, unpin
+    async def pin_policy() -> Row:
+        usage = await node.store.usage()
+        last = pin_service.last_round
+        return {
+            "follow_creators": list(config.pin_follow_creators),
+            "popular_count": config.pin_popular_count,
+            "quota": _human(config.pin_quota_bytes) if config.pin_quota_bytes else None,
+            "quota_percent": round(100 * usage.bytes / config.pin_quota_bytes)
+            if config.pin_quota_bytes
+            else None,
+            "usage": _human(usage.bytes),
+            "blocks": usage.blocks,
+            "last_round": last.to_json() if last else None,
+            "last_gc": pin_service.last_gc,
+            "gc_freed": _human(int(pin_service.last_gc["freed_bytes"]))
+            if pin_service.last_gc
+            else None,
+        }
+
+    async def collect_garbage() -> Row:
+        report = (await pin_service.collect()).to_json()
+        return report | {"freed": _human(int(report["freed_bytes"]))}
+
+    services.pin_policy, services.collect_garbage = pin_policy, collect_garbage
+    services.pins, services.pin, services.unpin = list_pins, pin, unpin
 
     keys = _SECTIONS["volunteer"]
 

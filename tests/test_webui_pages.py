@@ -209,8 +209,21 @@ def test_pins(daemon: DaemonProcess, owner: httpx.Client) -> None:
     assert owner.post("/settings/pin", data={"csrf": token, "cid": cid}).status_code == 303
     page = _get(owner, "/settings")
     assert f"Pinned {cid}" in _notice(page) and f'data-pin="{cid}"' in page
+    row = page.split(f'data-pin="{cid}"')[1].split("</tr>")[0]
+    assert '<td class="reasons">explicit' in row  # pinned from the web: the operator's pin
     owner.post("/settings/pin", data={"csrf": token, "cid": "nonsense"})
     assert _notice(_get(owner, "/settings")).startswith("Not pinned")
+
+
+def test_pinning_policies_and_gc_from_settings(daemon: DaemonProcess, owner: httpx.Client) -> None:
+    page = _get(owner, "/settings")
+    assert 'id="pinning"' in page and "Followed creators" in page
+    token = _csrf(page)
+    assert owner.post("/settings/gc", data={"csrf": token}).status_code == 303
+    page = _get(owner, "/settings")
+    assert _notice(page).startswith("Removed ") and " freed " in _notice(page)
+    assert "Last garbage collection" in page and "not since the daemon started" not in page
+    assert owner.post("/settings/gc", data={}).status_code == 403  # no CSRF token
 
 
 def test_domain_blocks(owner: httpx.Client) -> None:

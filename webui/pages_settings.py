@@ -88,6 +88,7 @@ def register(bp: Blueprint, services: WebServices) -> None:
         if services.volunteer_policy is not None:
             policy = {k: _shown(v) for k, v in services.volunteer_policy().items()}
         pins = await services.pins() if services.pins is not None else None
+        pinning = await services.pin_policy() if services.pin_policy is not None else None
         bridge = await services.followers() if services.followers is not None else None
         return await page(
             "settings.html",
@@ -95,6 +96,7 @@ def register(bp: Blueprint, services: WebServices) -> None:
             policy=policy,
             fields=POLICY_FIELDS,
             pins=pins,
+            pinning=pinning,
             bridge=bridge,
         )
 
@@ -129,6 +131,24 @@ def register(bp: Blueprint, services: WebServices) -> None:
             else:
                 notice(f"{'Pinned' if pin else 'Unpinned'} {cid}.")
         return redirect(url_for("webui.settings") + "#pins", 303)
+
+    @bp.post("/settings/gc")
+    @login_required
+    async def settings_gc() -> Any:
+        await checked_form()
+        if services.collect_garbage is None:
+            notice("This node cannot collect garbage from the web.")
+        else:
+            try:
+                report = await services.collect_garbage()
+            except DagError as exc:
+                notice(f"Not collected: {exc}")
+            else:
+                notice(
+                    f"Removed {report['removed']} blocks, freed {report['freed']} "
+                    f"in {report['seconds']:.1f} s."
+                )
+        return redirect(url_for("webui.settings") + "#pinning", 303)
 
     @bp.post("/settings/pin")
     @login_required

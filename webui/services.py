@@ -63,6 +63,10 @@ class WebServices:
     pins: Callable[[], Awaitable[list[Row]]] | None = None
     pin: Callable[[str], Awaitable[None]] | None = None
     unpin: Callable[[str], Awaitable[None]] | None = None
+    #: the pinning policies and the store's usage against its quota, for the settings page
+    pin_policy: Callable[[], Awaitable[Row]] | None = None
+    #: collect garbage now; the report (``removed``, ``freed``, ``seconds``, ...)
+    collect_garbage: Callable[[], Awaitable[Row]] | None = None
     #: the volunteer capacity policy as ``{key: value}`` (``[volunteer]`` keys).
     volunteer_policy: Callable[[], Row] | None = None
     #: write new ``[volunteer]`` values (to config.toml; takes effect at the next start);
