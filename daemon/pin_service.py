@@ -176,11 +176,14 @@ class PinService:
     async def add(self, cid: str, *, recursive: bool = True) -> PinView:
         """Pin for the operator (``explicit``), fetching what the store lacks first."""
         parsed = self._parse(cid)
-        async with self._lock:
+        # The hold keeps a collection from taking the fetched blocks before the pin is written;
+        # the fetch itself runs outside the lock, so a long one does not stall collections.
+        with self.node.store.hold(parsed):
             error = await self._ensure_local(parsed, recursive=recursive)
             if error is not None:
                 raise PinError(f"cannot pin {cid_to_str(parsed)}: {error}")
-            await self.node.store.pin(parsed, recursive=recursive, reason="explicit")
+            async with self._lock:
+                await self.node.store.pin(parsed, recursive=recursive, reason="explicit")
         return next(p for p in await self.views() if p.cid == cid_to_str(parsed))
 
     async def remove(self, cid: str, *, every_reason: bool = False) -> tuple[str, ...]:

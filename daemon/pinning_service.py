@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from dag import parse_cid
+from dag import CID, parse_cid
 
 from .dag_fetch import DagFetchError, fetch_dag
+from .pin_policy import EVICTABLE
 from .pin_requests import ListQuery, PinRequest, PinRequestStore, PinSpec
 
 if TYPE_CHECKING:
@@ -211,6 +212,11 @@ class PinningService:
                 failure = str(exc)
         if scope.cancelled_caught:
             return  # deleted or replaced: whoever cancelled settled the pins
+        if failure is None and not await self._fits_quota(root):
+            failure = (
+                f"the node's storage quota ({self.config.pin_quota_bytes} bytes) cannot take "
+                "this DAG beside its local, explicit and remote pins"
+            )
         async with self._lock:
             if await self.get(rid) is None:
                 return
@@ -234,6 +240,22 @@ class PinningService:
                 await self._release(current.releases)
             if failure is not None:
                 await self._release([request.pin.key])
+
+    async def _fits_quota(self, root: CID) -> bool:
+        """Whether the pins no policy gives up (local, explicit, remote) and this DAG fit in
+        ``[pinning] quota_bytes`` together; popular and followed pins make room for it at the
+        pinning policy's next round."""
+        quota = self.config.pin_quota_bytes
+        if not quota:
+            return True
+        store = self.node.store
+        seen: set[bytes] = set()
+        total = 0
+        for pin in await store.pins():
+            if set(pin.reasons) - set(EVICTABLE):
+                total += (await store.measure(pin.cid, recursive=pin.recursive, seen=seen)).bytes
+        total += (await store.measure(root, seen=seen)).bytes
+        return total <= quota
 
     async def _release(self, keys: Sequence[str]) -> None:
         """Drop the ``remote`` reason of each CID key no remaining request wants (under the

@@ -254,3 +254,47 @@ fetch_timeout_seconds = 60
             gateway.stop()
     finally:
         creator.stop()
+
+
+def test_a_remote_pin_the_quota_cannot_take_fails_with_a_reason(tmp_path):
+    """The Pinning Service API honours the quota: local, explicit and remote pins are never
+    given up, so a request that would not fit beside them fails (and pins nothing)."""
+    home = tmp_path / "gw"
+    _config(
+        home,
+        f"""
+[p2p]
+enabled = false
+[pinning]
+quota_bytes = {200 * KIB}
+gc_interval_seconds = 0
+""",
+    )
+    d = DaemonProcess(home).start()
+    try:
+        token = d.cli("pinning", "token-add", "client").stdout.decode().split()[0]
+        small = d.add_bytes(os.urandom(50 * KIB), "small.bin")
+        big = d.add_bytes(os.urandom(300 * KIB), "big.bin")
+        for added in (small, big):
+            _strip_local_pins(d, added)
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=d.api_url, headers=headers, timeout=30) as pins:
+            ok = pins.post("/pins", json={"cid": small["cid"]}).json()["requestid"]
+            refused = pins.post("/pins", json={"cid": big["cid"]}).json()["requestid"]
+
+            def settled(rid: str) -> dict:
+                wait_until(
+                    lambda: pins.get(f"/pins/{rid}").json()["status"] in ("pinned", "failed"),
+                    30,
+                    f"request {rid} to settle",
+                )
+                return pins.get(f"/pins/{rid}").json()
+
+            assert settled(ok)["status"] == "pinned"
+            failed = settled(refused)
+            assert failed["status"] == "failed"
+            assert "quota" in failed["info"]["status_details"]
+        reasons = _pins(d)
+        assert reasons[small["cid"]] == ["remote"] and big["cid"] not in reasons
+    finally:
+        d.stop()
