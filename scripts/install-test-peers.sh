@@ -33,10 +33,11 @@ fi
 
 # --- Debian packages: Chromium for the browser tests (driven by Playwright for Python through
 # executable_path; Playwright's own browser download does not work here) and nginx as the
-# baseline of bench/gateway.py -------------------------------------------------------------
+# baseline of bench/gateway.py; systemd-analyze checks contrib/systemd --------------------
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)  # verifies contrib/systemd
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "install-test-peers: installing ${missing[*]} (Debian)"

@@ -7,6 +7,7 @@ installed here)."""
 from __future__ import annotations
 
 import configparser
+import os
 import shlex
 import shutil
 import subprocess
@@ -76,7 +77,10 @@ def test_exec_start_is_a_command_line_the_real_cli_accepts() -> None:
 def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        pytest.skip("systemd-analyze is not installed on this machine")
+        # scripts/install-test-peers.sh installs Debian's systemd where it can (root)
+        if os.environ.get("CI"):
+            pytest.fail("systemd-analyze is missing (apt-get install systemd)", pytrace=False)
+        pytest.skip("systemd-analyze is not installed and this user cannot install it")
     copy = tmp_path / "artdag.service"
     copy.write_text(UNIT.read_text().replace("/usr/local/bin/artdag", ARTDAG))
     result = subprocess.run(
