@@ -10,17 +10,16 @@ node's bitswap, which asks connected peers and, when none answers, providers fou
 Each fetched block is checked against its CID and stored before its links are followed. The
 whole fetch runs under one deadline. Nothing is pinned: the caller decides.
 
-While the fetch runs the root is held in the store (``store.hold``, when the store has it), so
+While the fetch runs the root is held in the store (``store.hold``), so
 a garbage collection running meanwhile does not drop the blocks already fetched.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import multiaddr
 import trio
@@ -106,8 +105,6 @@ async def fetch_dag(
         raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
     store = node.store
     shown = cid_to_str(root)
-    hold: Any = getattr(store, "hold", None)
-    held = hold(root) if callable(hold) else contextlib.nullcontext()
 
     async def get_block(cid: CID) -> tuple[bytes, bool]:
         try:
@@ -124,7 +121,7 @@ async def fetch_dag(
             await store.put(dag.Block.checked(cid, data))
         return data, True
 
-    with held:
+    with store.hold(root):
         try:
             with trio.fail_after(timeout):
                 await dial_origins(node, origins, timeout=min(10.0, timeout))

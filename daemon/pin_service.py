@@ -25,18 +25,15 @@ commit and record block, not what records link to: a followed creator's works ar
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from dag import CID, cid_to_str, parse_cid
+from dag import CID, Blockstore, Pin, cid_to_str, parse_cid
 from dag.errors import CidError, StoreError
-from dag.sqlite_db import open_sqlite
+from p2p.repo import RepoIndex
 
 from .pin_policy import EVICTABLE, Candidate, fit_quota, plan_changes, value_order
 from .popularity import WEIGHTS, PopularityStore, RequestDedup
@@ -47,7 +44,7 @@ if TYPE_CHECKING:
 
     from .node import Node
 
-__all__ = ["PinError", "PinService", "PinView", "RoundReport", "repo_chain_cids"]
+__all__ = ["PinError", "PinService", "PinView", "RoundReport", "protected_bytes"]
 
 log = logging.getLogger("artdag.pins")
 
@@ -92,34 +89,14 @@ class RoundReport:
         return asdict(self)
 
 
-def repo_chain_cids(p2p_db: Path) -> list[CID]:
-    """Every commit and record block of the creator repos the node knows (ours included)."""
-    if not p2p_db.exists():
-        return []
-    conn = open_sqlite(p2p_db)
-    try:
-        rows = conn.execute('select "commit", record from repo_records').fetchall()
-    except sqlite3.OperationalError:  # no repo table yet
-        return []
-    finally:
-        conn.close()
-    return [parse_cid(c) for row in rows for c in row]
-
-
-def _followed_heads(p2p_db: Path, dids: Sequence[str]) -> dict[str, str]:
-    if not dids or not p2p_db.exists():
-        return {}
-    conn = open_sqlite(p2p_db)
-    try:
-        marks = ",".join("?" * len(dids))
-        rows = conn.execute(
-            f"select did, head from repo_heads where did in ({marks})", list(dids)
-        ).fetchall()
-    except sqlite3.OperationalError:
-        return {}
-    finally:
-        conn.close()
-    return {did: head for did, head in rows}
+async def protected_bytes(store: Blockstore, pins: list[Pin], seen: set[bytes]) -> int:
+    """Bytes of the pins no policy gives up (any reason besides followed/popular), each block
+    counted once; their multihash keys are added to ``seen``."""
+    total = 0
+    for pin in pins:
+        if set(pin.reasons) - set(EVICTABLE):
+            total += (await store.measure(pin.cid, recursive=pin.recursive, seen=seen)).bytes
+    return total
 
 
 class PinService:
@@ -129,6 +106,7 @@ class PinService:
         self.popularity = PopularityStore(
             config.popularity_db_path, config.pin_popular_half_life_hours * 3600.0
         )
+        self.repos = RepoIndex(config.p2p_db_path)  # creator repos: followed heads, gc roots
         self.dedup = RequestDedup()
         self._pending: list[tuple[str, str, float]] = []
         self._lock = trio.Lock()  # one policy round, pin change or collection at a time
@@ -138,6 +116,14 @@ class PinService:
 
     def close(self) -> None:
         self.popularity.close()
+        self.repos.db.conn.close()
+
+    def _followed_heads(self) -> dict[str, str]:
+        """Followed creator's did -> its repo head as we know it."""
+        followed = set(self.node.config.pin_follow_creators)
+        return {
+            row.repo: cid_to_str(row.head) for row in self.repos.heads() if row.repo in followed
+        }
 
     # -- usage -------------------------------------------------------------------------------
     def observe_gateway(self, event: GatewayEvent) -> None:
@@ -216,16 +202,8 @@ class PinService:
             pins = [p for p in pins if reason in p.reasons]
         cids = [cid_to_str(p.cid) for p in pins]
         kinds = await trio.to_thread.run_sync(self.node.index.record_types, cids)
-        followed = {
-            head: did
-            for did, head in (
-                await trio.to_thread.run_sync(
-                    _followed_heads,
-                    self.node.config.p2p_db_path,
-                    list(self.node.config.pin_follow_creators),
-                )
-            ).items()
-        }
+        heads = await trio.to_thread.run_sync(self._followed_heads)
+        followed = {head: did for did, head in heads.items()}
         scores = await trio.to_thread.run_sync(self.popularity.scores, cids, time.time())
         out = []
         for pin, cid in zip(pins, cids, strict=True):
@@ -279,7 +257,7 @@ class PinService:
 
     async def _collect(self, grace_s: float | None) -> GcReport:
         config = self.node.config
-        chains = await trio.to_thread.run_sync(repo_chain_cids, config.p2p_db_path)
+        chains = await trio.to_thread.run_sync(self.repos.chain_blocks)
         report = await self.node.store.collect_garbage(
             keep_shallow=chains,
             grace_s=config.gc_grace_seconds if grace_s is None else grace_s,
@@ -296,9 +274,7 @@ class PinService:
     # -- the policies --------------------------------------------------------------------------
     async def _wanted(self) -> list[Candidate]:
         config = self.node.config
-        heads = await trio.to_thread.run_sync(
-            _followed_heads, config.p2p_db_path, list(config.pin_follow_creators)
-        )
+        heads = await trio.to_thread.run_sync(self._followed_heads)
         wanted = [Candidate(head, "followed", 0.0, did) for did, head in sorted(heads.items())]
         if config.pin_popular_count:
             for row in await self.top(config.pin_popular_count):
@@ -350,16 +326,13 @@ class PinService:
         store = self.node.store
         pins = await store.pins()
         seen: set[bytes] = set()
-        protected = 0
-        evictable: list[Candidate] = []
-        for pin in pins:
-            cid = cid_to_str(pin.cid)
-            if set(pin.reasons) <= set(EVICTABLE):
-                best = wanted.get(cid) or Candidate(cid, pin.reasons[0], 0.0)
-                evictable.append(best)
-            else:
-                size = await store.measure(pin.cid, recursive=pin.recursive, seen=seen)
-                protected += size.bytes
+        protected = await protected_bytes(store, pins, seen)
+        evictable = [
+            wanted.get(key) or Candidate(key, pin.reasons[0], 0.0)
+            for pin in pins
+            if set(pin.reasons) <= set(EVICTABLE)
+            for key in [cid_to_str(pin.cid)]
+        ]
         ordered = []
         for candidate in value_order(evictable):
             size = await store.measure(parse_cid(candidate.cid), seen=seen)

@@ -31,8 +31,8 @@ import trio
 from dag import CID, parse_cid
 
 from .dag_fetch import DagFetchError, fetch_dag
-from .pin_policy import EVICTABLE
 from .pin_requests import ListQuery, PinRequest, PinRequestStore, PinSpec
+from .pin_service import protected_bytes
 
 if TYPE_CHECKING:
     from .node import Node
@@ -250,10 +250,7 @@ class PinningService:
             return True
         store = self.node.store
         seen: set[bytes] = set()
-        total = 0
-        for pin in await store.pins():
-            if set(pin.reasons) - set(EVICTABLE):
-                total += (await store.measure(pin.cid, recursive=pin.recursive, seen=seen)).bytes
+        total = await protected_bytes(store, await store.pins(), seen)
         total += (await store.measure(root, seen=seen)).bytes
         return total <= quota
 

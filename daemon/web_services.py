@@ -17,7 +17,7 @@ import tomli_w
 import trio
 
 from activitypub_bridge import DeliveryError
-from dag import cid_to_str, parse_cid
+from dag import StoreUsage, cid_to_str, parse_cid
 from webui import WebServices
 
 from .config import _SECTIONS, ConfigError, load_config
@@ -55,12 +55,12 @@ def web_services(
     """``render`` is the recipe page's render function (``daemon.web_render``), if any;
     ``pins`` the node's pin service (one is made for the pages if None)."""
     config = node.config
-    sizes = _CachedSize(config.store_path)
+    sizes = _CachedUsage(node.store)
 
     async def status() -> Row:
         data = await node.status()
         usage = await trio.to_thread.run_sync(shutil.disk_usage, config.home)
-        stored = await sizes.get()
+        stored = (await sizes.get()).bytes
         data |= {
             "storage": stored,
             "storage_human": _human(stored),
@@ -258,7 +258,7 @@ def web_services(
         await pin_service.remove(cid)
 
     async def pin_policy() -> Row:
-        usage = await node.store.usage()
+        usage = await sizes.get()
         last = pin_service.last_round
         return {
             "follow_creators": list(config.pin_follow_creators),
@@ -278,6 +278,7 @@ def web_services(
 
     async def collect_garbage() -> Row:
         report = (await pin_service.collect()).to_json()
+        sizes.stale()
         return report | {"freed": _human(int(report["freed_bytes"]))}
 
     services.pin_policy, services.collect_garbage = pin_policy, collect_garbage
@@ -340,30 +341,20 @@ def _utc(seconds: float | None) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-class _CachedSize:
-    """The store's size on disk, re-measured at most once a minute (a walk of every file)."""
+class _CachedUsage:
+    """The store's usage (``Blockstore.usage``, a walk over every block), re-measured at most
+    once a minute or after :meth:`stale`."""
 
-    def __init__(self, path: Any) -> None:
-        self.path = path
-        self.value = 0
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.value = StoreUsage(0, 0)
         self.at = -1e9
 
     def stale(self) -> None:
         self.at = -1e9
 
-    async def get(self) -> int:
+    async def get(self) -> StoreUsage:
         if trio.current_time() - self.at > 60:
-            self.value = await trio.to_thread.run_sync(_dir_size, self.path)
+            self.value = await self.store.usage()
             self.at = trio.current_time()
         return self.value
-
-
-def _dir_size(path: Any) -> int:
-    total = 0
-    for entry in path.rglob("*"):
-        try:
-            if entry.is_file():
-                total += entry.stat().st_size
-        except OSError:
-            continue
-    return total

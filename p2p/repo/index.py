@@ -87,6 +87,13 @@ class RepoIndex:
             for r in rows
         ]
 
+    def chain_blocks(self) -> list[CID]:
+        """Every commit and record block of every known repo (what a garbage collector keeps
+        of the repos, without what their records link to)."""
+        with self._lock:
+            rows = self.db.execute("select [commit], record from repo_records").fetchall()
+        return [parse_cid(c) for row in rows for c in row]
+
     def commit_at(self, repo: str, seq: int) -> CID | None:
         with self._lock:
             rows = list(
