@@ -13,7 +13,9 @@ SQLite queue (:mod:`activitypub_bridge.delivery_queue`) and its trio worker
 NodeInfo, actors, collections, Notes for works, Accepts: :mod:`activitypub_bridge.documents`);
 the guard on remote fetches and domain blocks (:mod:`activitypub_bridge.ssrf`); what an inbox
 POST does, as decisions (:mod:`activitypub_bridge.inbox`); and who follows whom, with stored
-domain blocks (:mod:`activitypub_bridge.followers`).
+domain blocks (:mod:`activitypub_bridge.followers`); JSON from strangers parsed within size,
+depth and integer limits (:mod:`activitypub_bridge.json_limits`, also for the daemon's other
+routes).
 """
 
 from .activity_store import ActivityStore, ActivityStoreError
@@ -74,6 +76,7 @@ from .inbox import (
     SendAccept,
     handle_inbox,
 )
+from .json_limits import JsonRefused, parse_json
 from .key_cache import CachedKey, KeyCache, verify_with_refetch
 from .keys import (
     RSA_KEY_BITS,
@@ -118,6 +121,8 @@ __all__ = [
     "RemoveFollower",
     "SendAccept",
     "handle_inbox",
+    "JsonRefused",
+    "parse_json",
     "ACTIVITY_JSON",
     "AS_CONTEXT",
     "NODEINFO_21_REL",

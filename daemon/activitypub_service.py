@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -37,6 +38,7 @@ from activitypub_bridge import (
     FetchRefused,
     FollowerStore,
     Ignore,
+    JsonRefused,
     KeyCache,
     RecordUsage,
     Reject,
@@ -54,6 +56,7 @@ from activitypub_bridge import (
     load_or_create_actor_key,
     normalise_domain,
     note_for_work,
+    parse_json,
     public_key_pem,
     signature_key_id,
     verify_with_refetch,
@@ -124,8 +127,8 @@ def _public_key_of(document: Mapping[str, Any], key_id: str) -> tuple[str, str] 
 
 def _is_self_delete(body: bytes) -> bool:
     try:
-        activity = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        activity = parse_json(body)
+    except JsonRefused:
         return False
     if not isinstance(activity, dict) or activity.get("type") != "Delete":
         return False
@@ -294,9 +297,11 @@ class ActivityPubService:
         if owner is None:  # cached before this process learnt the owner: cannot happen
             return InboxResult(401, f"key {key_id} has no known owner")
         try:
-            activity = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return InboxResult(400, f"body is not JSON: {exc}")
+            activity = await trio.to_thread.run_sync(
+                partial(parse_json, body, max_bytes=self.node.config.ap_max_inbox_bytes)
+            )
+        except JsonRefused as exc:
+            return InboxResult(400, f"body refused: {exc}")
         activity_id = activity.get("id") if isinstance(activity, dict) else None
         if isinstance(activity_id, str) and await trio.to_thread.run_sync(
             self.activities.seen, activity_id

@@ -106,8 +106,10 @@ class RemoteServer:
         now: float | None = None,
         tamper: bool = False,
         sign: bool = True,
+        body: bytes | None = None,
     ) -> httpx.Response:
-        body = json.dumps(activity).encode()
+        """POST ``activity`` (or exactly ``body``, when given) signed by ``name``."""
+        body = json.dumps(activity).encode() if body is None else body
         headers = {"Content-Type": "application/activity+json"}
         if sign:
             signer = sign_rfc9421 if style == "rfc9421" else sign_cavage

@@ -160,6 +160,41 @@ def test_bad_signatures_get_401_and_store_nothing(
     assert not [r for r in remote.of_type("Accept") if follow["id"] in r.body.decode()]
 
 
+@pytest.mark.parametrize(
+    ("what", "extra", "why"),
+    [
+        ("nested 1,000 deep", "[" * 1000 + "]" * 1000, "nested deeper"),
+        ("a 5,000-digit integer", "9" * 5000, "digits"),
+    ],
+)
+def test_validly_signed_body_beyond_json_limits_gets_400_and_stores_nothing(
+    daemon: DaemonProcess, remote: RemoteServer, what: str, extra: str, why: str
+) -> None:
+    """Before the bounded parser these answered 500 (RecursionError, ValueError)."""
+    before_followers, before_inbound = followers_of(daemon), inbound_ids(daemon)
+    follow = remote.follow(actor_url(daemon), "trent")
+    body = (json.dumps(follow)[:-1] + f', "extra": {extra}}}').encode()
+    response = remote.signed_post(
+        daemon.api_url + "/users/alice/inbox", follow, name="trent", body=body
+    )
+    assert response.status_code == 400, (what, response.status_code, response.text[:300])
+    assert why in response.json()["error"]
+    assert followers_of(daemon) == before_followers
+    assert inbound_ids(daemon) == before_inbound
+    assert not [r for r in remote.of_type("Accept") if follow["id"] in r.body.decode()]
+    # The signature was good: the same Follow without the extra field is accepted.
+    ok = remote.signed_post(daemon.api_url + "/users/alice/inbox", follow, name="trent")
+    assert ok.status_code == 202, ok.text
+    assert remote.actor_id("trent") in followers_of(daemon)
+    undo = {
+        "id": follow["id"] + "#undo",
+        "type": "Undo",
+        "actor": remote.actor_id("trent"),
+        "object": follow,
+    }
+    assert remote.signed_post(daemon.api_url + "/inbox", undo, name="trent").status_code == 202
+
+
 def test_oversized_body_is_refused(daemon: DaemonProcess) -> None:
     response = httpx.post(
         daemon.api_url + "/inbox", content=b"{" + b" " * (2 << 20) + b"}", timeout=30
