@@ -8,14 +8,16 @@ reach a private address. Redirects are followed by hand (each hop checked again)
 read up to a size limit.
 
 Signatures: each request is signed in the host's preferred form, RFC 9421 first by default,
-and on a 401 signed once more in the other form ("double knocking", as Fedify does); the form
-that worked is remembered per host.
+and on any 4xx or 5xx answer signed once more in the other form ("double knocking", as Fedify
+does). Not only 401: servers that cannot parse an RFC 9421 signature have been seen to answer
+400, 403 or 500. The form that then worked is remembered per host, so the next request to that
+host knocks once. Fetched documents are parsed within size, depth and integer limits
+(:mod:`activitypub_bridge.json_limits`).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
 import time
 from collections import OrderedDict
@@ -32,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from .delivery_schedule import Outcome
 from .documents import ACTIVITY_JSON
 from .http_signatures import sign_cavage, sign_rfc9421
+from .json_limits import JsonRefused, parse_json
 from .ssrf import (
     DomainError,
     FetchRefused,
@@ -61,6 +64,12 @@ _MAX_POOLS = 512  # origins with a live pool; the least recently used idle ones 
 class _Pool:
     client: httpx.AsyncClient
     active: int = 0  # requests in progress (a pool in use is never closed)
+
+
+def _knock_refused(status: int) -> bool:
+    """Whether an answer to a signed request calls for the other signature form: any client or
+    server error (a redirect or a success does not)."""
+    return status >= 400
 
 
 class FetchError(Exception):
@@ -262,9 +271,9 @@ class BridgeClient:
                     raise FetchError(f"GET {current}: HTTP {response.status_code}")
                 data = await self._read_limited(response)
             try:
-                document = json.loads(data)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise FetchError(f"GET {current}: not JSON ({exc})") from None
+                document = parse_json(data, max_bytes=self.max_response_bytes)
+            except JsonRefused as exc:
+                raise FetchError(f"GET {current}: {exc}") from None
             if not isinstance(document, dict):
                 raise FetchError(f"GET {current}: not a JSON object")
             return document
@@ -272,7 +281,7 @@ class BridgeClient:
 
     @asynccontextmanager
     async def _get(self, url: str, signer: Signer | None) -> AsyncIterator[httpx.Response]:
-        """GET, signed in the host's preferred form and once more in the other on 401/403."""
+        """GET, signed in the host's preferred form and once more in the other on an error."""
         headers = {"Accept": _ACCEPT}
         if signer is None:
             async with self._exchange("GET", url, headers, None) as response:
@@ -283,7 +292,7 @@ class BridgeClient:
         for i, style in enumerate(styles):
             signed = self._sign(style, "GET", url, headers, None, signer)
             async with self._exchange("GET", url, signed, None, address) as response:
-                refused = response.status_code in (401, 403)
+                refused = _knock_refused(response.status_code)
                 if refused and i + 1 < len(styles):
                     continue
                 if not refused:
@@ -312,7 +321,7 @@ class BridgeClient:
                     # Read (a little of) the body so the connection can be reused.
                     async for _ in response.aiter_bytes():
                         break
-                if status != 401:
+                if not _knock_refused(status):
                     if 200 <= status < 300:
                         self._remember(inbox, style)
                     break

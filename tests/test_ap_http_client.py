@@ -148,3 +148,58 @@ async def test_a_server_refusing_both_forms_gets_401_outcome() -> None:
         async with BridgeClient(allow_private=True) as client:
             outcome = await client.post(url + "/inbox", b"{}", SIGNER)
         assert outcome.status == 401 and len(seen) == 2
+
+
+@pytest.mark.parametrize("status", [400, 403, 500])
+async def test_any_error_to_rfc9421_falls_back_to_cavage_remembered_per_host(status: int) -> None:
+    """Servers that cannot parse an RFC 9421 signature answer 400, 403 or 500, not only 401:
+    the key must still be fetchable and deliveries must still arrive, and the host is then
+    asked in draft-cavage first."""
+
+    def handle(h: BaseHTTPRequestHandler, path: str) -> tuple[int, dict[str, str], bytes]:
+        if h.headers.get("Signature-Input"):
+            return status, {"Content-Type": "text/plain"}, b"cannot parse that signature"
+        if h.command == "POST":
+            return 202, {}, b""
+        return actor_doc(h, path)
+
+    def forms(seen: list[dict[str, str]]) -> list[str]:
+        return ["rfc9421" if "signature-input" in r else "cavage" for r in seen]
+
+    with server(handle) as (url, seen), server(handle) as (other_url, other_seen):
+        async with BridgeClient(allow_private=True, first_knock="rfc9421") as client:
+            key = await client.fetch_json(url + "/users/bob#main-key", SIGNER)
+            assert key["id"] == "/users/bob"
+            assert forms(seen) == ["rfc9421", "cavage"]
+            # Remembered for the host, for GETs and POSTs alike: one knock each.
+            assert (await client.fetch_json(url + "/users/carol", SIGNER))["id"] == "/users/carol"
+            assert (await client.post(url + "/inbox", b"{}", SIGNER)).status == 202
+            assert forms(seen) == ["rfc9421", "cavage", "cavage", "cavage"]
+            # Another host has not been asked yet: it gets RFC 9421 first.
+            delivered = await client.post(other_url + "/inbox", b"{}", SIGNER)
+            assert delivered.status == 202 and not delivered.refused
+            assert forms(other_seen) == ["rfc9421", "cavage"]
+
+
+async def test_an_error_to_both_forms_is_reported_and_nothing_is_remembered() -> None:
+    with server(lambda h, p: (500, {}, b"")) as (url, seen):
+        async with BridgeClient(allow_private=True, first_knock="rfc9421") as client:
+            with pytest.raises(FetchError, match="HTTP 500"):
+                await client.fetch_json(url + "/users/bob", SIGNER)
+            outcome = await client.post(url + "/inbox", b"{}", SIGNER)
+        assert outcome.status == 500
+        assert ["signature-input" in r for r in seen] == [True, False, True, False]
+
+
+async def test_fetched_documents_beyond_json_limits_are_a_fetch_error() -> None:
+    def handle(_: BaseHTTPRequestHandler, path: str) -> tuple[int, dict[str, str], bytes]:
+        if path == "/deep":
+            return 200, {}, b'{"a": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+        return 200, {}, b'{"id": ' + b"7" * 5000 + b"}"
+
+    with server(handle) as (url, _):
+        async with BridgeClient(allow_private=True) as client:
+            with pytest.raises(FetchError, match="nested deeper"):
+                await client.fetch_json(url + "/deep")
+            with pytest.raises(FetchError, match="digits"):
+                await client.fetch_json(url + "/huge")
