@@ -20,6 +20,7 @@ from provenance import ProvenanceError
 from webui import (
     AssetSummary,
     ClientLimits,
+    LiveSessions,
     PasswordFile,
     WebServices,
     add_gateway_routes,
@@ -214,6 +215,8 @@ def create_app(
             web,
             password=PasswordFile(config.web_password_path),
             secret=load_or_create_secret(config.web_secret_path),
+            sessions=LiveSessions(config.web_sessions_path),
             secure_cookies=bool(config.tls_cert),
+            trust_forwarded_for=config.gateway_trust_forwarded_for,
         )
     return app

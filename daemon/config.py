@@ -156,6 +156,11 @@ class Config:
         return self.home / "web-secret"
 
     @property
+    def web_sessions_path(self) -> Path:
+        """The web UI sessions still open (ids and expiry; logging out removes one)."""
+        return self.home / "web-sessions"
+
+    @property
     def activitypub_db_path(self) -> Path:
         """Followers, domain blocks, emitted activities and processed inbound ids."""
         return self.home / "activitypub.db"

@@ -7,6 +7,7 @@ the :class:`daemon.node.Node` it serves from as an argument and imports nothing 
 
 from .auth import (
     MIN_PASSWORD_LENGTH,
+    LiveSessions,
     LoginThrottle,
     PasswordError,
     PasswordFile,
@@ -40,6 +41,7 @@ from .services import WebServices
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",
+    "LiveSessions",
     "LoginThrottle",
     "PasswordError",
     "PasswordFile",

@@ -3,9 +3,14 @@
 The password is stored as an scrypt hash (``hashlib.scrypt``, RFC 7914: N=2^15, r=8, p=1, 16-byte
 salt) in ``$ARTDAG_HOME/web-password`` (mode 0600), written at ``artdag init`` or by
 ``artdag passwd``. Sessions are Quart's signed cookies (HttpOnly, SameSite=Lax, Secure on
-https) keyed by a random secret in ``$ARTDAG_HOME/web-secret`` (0600). Every form carries the
+https) keyed by a random secret in ``$ARTDAG_HOME/web-secret`` (0600). A signed cookie alone
+cannot be taken back, so each login also gets a random session id, kept with its expiry in
+:class:`LiveSessions` (``$ARTDAG_HOME/web-sessions``, 0600, so it survives a restart): logging
+out removes it, and a cookie saved before then opens nothing. Changing the password ends every
+session as well (a session carries the password's fingerprint). Every form carries the
 session's CSRF token, compared in constant time. :class:`LoginThrottle` is pure data: after
-five failures from one client within 15 minutes, that client waits, doubling up to 15 minutes.
+five failures from one client within 15 minutes, that client waits, doubling up to 15 minutes;
+the client is the address :func:`webui.client_limits.client_address` gives, as for the gateway.
 """
 
 from __future__ import annotations
@@ -13,14 +18,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",
+    "LiveSessions",
     "LoginThrottle",
     "PasswordError",
     "PasswordFile",
@@ -181,3 +189,63 @@ class LoginThrottle:
 
     def succeeded(self, client: str) -> None:
         self._failures.pop(client, None)
+
+
+class LiveSessions:
+    """The web sessions that are still open: session id -> expiry (Unix seconds), in a JSON
+    file (mode 0600) rewritten atomically on every login and logout, read once at start.
+
+    Checking a session is a dictionary lookup (no I/O); :meth:`open` and :meth:`close` write
+    the file, so call them from a worker thread. At most ``max_sessions`` are kept: a new login
+    past that ends the session that expires first. A file that cannot be read as this JSON
+    counts as empty (every session ends, nothing worse: the owner logs in again)."""
+
+    def __init__(self, path: Path, *, lifetime: float = 14 * 86400, max_sessions: int = 64):
+        self.path = path
+        self.lifetime = lifetime
+        self.max_sessions = max_sessions
+        self._lock = threading.Lock()
+        self._live: dict[str, float] = {}
+        try:
+            loaded = json.loads(path.read_text())
+        except (OSError, ValueError):
+            loaded = {}
+        if isinstance(loaded, dict):
+            self._live = {
+                k: float(v)
+                for k, v in loaded.items()
+                if isinstance(k, str) and isinstance(v, int | float)
+            }
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def is_live(self, session_id: object, now: float | None = None) -> bool:
+        if not isinstance(session_id, str):
+            return False
+        expires = self._live.get(session_id)
+        return expires is not None and expires > (time.time() if now is None else now)
+
+    def open(self, now: float | None = None) -> str:
+        """A new session id, stored before it is returned."""
+        now = time.time() if now is None else now
+        session_id = secrets.token_urlsafe(24)
+        with self._lock:
+            live = {k: v for k, v in self._live.items() if v > now}
+            while len(live) >= self.max_sessions:
+                live.pop(min(live, key=live.__getitem__))
+            live[session_id] = now + self.lifetime
+            self._save(live)
+        return session_id
+
+    def close(self, session_id: object) -> None:
+        """End ``session_id`` (nothing if it is not live)."""
+        with self._lock:
+            if isinstance(session_id, str) and session_id in self._live:
+                live = dict(self._live)
+                del live[session_id]
+                self._save(live)
+
+    def _save(self, live: dict[str, float]) -> None:
+        _write_secret_file(self.path, json.dumps(live, sort_keys=True) + "\n")
+        self._live = live

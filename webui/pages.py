@@ -10,9 +10,12 @@ Page modules (``webui/pages_*.py``) each add their routes with a ``register(bp, 
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import unquote, urlsplit
 
+import trio
 from quart import (
     Blueprint,
     Response,
@@ -26,7 +29,8 @@ from quart import (
 from quart_trio import QuartTrio
 from werkzeug.datastructures import MultiDict
 
-from .auth import LoginThrottle, PasswordFile, new_csrf_token, tokens_match
+from .auth import LiveSessions, LoginThrottle, PasswordFile, new_csrf_token, tokens_match
+from .client_limits import client_address
 from .services import WebServices
 
 __all__ = ["add_pages", "checked_form", "login_required", "page"]
@@ -45,10 +49,16 @@ NAV = [
 
 
 def logged_in() -> bool:
-    """The owner's session, made with the current password (``artdag passwd`` ends it)."""
+    """The owner's session: still live (not logged out) and made with the current password
+    (``artdag passwd`` ends it)."""
     password: PasswordFile = current_app.config["ARTDAG_PASSWORD"]
+    sessions: LiveSessions = current_app.config["ARTDAG_SESSIONS"]
     given = session.get("owner")
-    return isinstance(given, str) and tokens_match(given, password.fingerprint())
+    return (
+        isinstance(given, str)
+        and tokens_match(given, password.fingerprint())
+        and sessions.is_live(session.get("sid"))
+    )
 
 
 def csrf_token() -> str:
@@ -125,11 +135,33 @@ def login_required(
     return wrapper
 
 
+def _local_path(text: str) -> bool:
+    r"""``text`` is a path on this origin however a browser reads it: one leading ``/``, no
+    backslash (browsers read ``/\host`` as ``//host``), no control or other invisible
+    character (browsers drop tabs and newlines, so ``/<TAB>/host`` is ``//host`` too), no
+    scheme and no host."""
+    if not text.startswith("/") or text.startswith("//") or "\\" in text:
+        return False
+    if any(unicodedata.category(char)[0] in "CZ" and char != " " for char in text):
+        return False
+    parts = urlsplit(text)
+    return not parts.scheme and not parts.netloc
+
+
 def _safe_next(target: str | None) -> str:
-    """Only local paths after login (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return "/"
+    """Only local paths after login (no open redirect): ``target`` must be a local path both
+    as given and percent-decoded (up to three times, as nested encodings decode), else ``/``."""
+    if not target or len(target) > 2048:
+        return "/"
+    text = target
+    for _ in range(4):
+        if not _local_path(text):
+            return "/"
+        decoded = unquote(text)
+        if decoded == text:
+            return target
+        text = decoded
+    return "/"  # still changing after three decodings: nothing a browser needs
 
 
 def add_pages(
@@ -138,11 +170,16 @@ def add_pages(
     *,
     password: PasswordFile,
     secret: bytes,
+    sessions: LiveSessions,
     secure_cookies: bool,
+    trust_forwarded_for: bool = False,
 ) -> None:
-    """Mount the web UI on ``app``."""
+    """Mount the web UI on ``app``. Failed logins are throttled per client, the client as the
+    gateway's rate limit sees it (``trust_forwarded_for``: the ``X-Forwarded-For`` of a
+    reverse proxy on this host)."""
     app.secret_key = secret
     app.config["ARTDAG_PASSWORD"] = password
+    app.config["ARTDAG_SESSIONS"] = sessions
     app.config.update(
         SESSION_COOKIE_NAME="artdag_session",
         SESSION_COOKIE_HTTPONLY=True,
@@ -177,7 +214,11 @@ def add_pages(
     @bp.post("/login")
     async def login_post() -> Any:
         form = await checked_form(need_login=False)
-        client = request.remote_addr or "?"
+        client = client_address(
+            request.remote_addr,
+            request.headers.get("X-Forwarded-For"),
+            trust_forwarded_for=trust_forwarded_for,
+        )
         wait = throttle.wait(client)
         if wait > 0:
             response = await page(
@@ -201,7 +242,9 @@ def add_pages(
                 error="Wrong password.",
             )
         throttle.succeeded(client)
+        await trio.to_thread.run_sync(sessions.close, session.get("sid"))
         session.clear()
+        session["sid"] = await trio.to_thread.run_sync(sessions.open)
         session["owner"] = password.fingerprint()
         session["csrf"] = new_csrf_token()  # a fresh token once logged in
         session.permanent = True
@@ -210,6 +253,7 @@ def add_pages(
     @bp.post("/logout")
     async def logout() -> Any:
         await checked_form()
+        await trio.to_thread.run_sync(sessions.close, session.get("sid"))
         session.clear()
         return redirect(url_for("webui.login"))
 
