@@ -16,8 +16,9 @@ from quart_trio import QuartTrio
 import dag
 from dag import cid_to_str, parse_cid
 from p2p.errors import P2PError
-from provenance import ProvenanceError
+from provenance import ProvenanceError, is_media_type
 from webui import (
+    USER_CONTENT_HEADERS,
     AssetSummary,
     ClientLimits,
     LiveSessions,
@@ -43,6 +44,8 @@ from .node import Node
 from .pin_service import PinService
 
 __all__ = ["create_app"]
+
+_OCTET_STREAM = "application/octet-stream"
 
 
 def _error(status: int, message: str) -> Response:
@@ -148,11 +151,11 @@ def create_app(
         parsed = parse_cid(cid)
         row = await node.asset(parsed)
         size = await node.size_of(parsed)
-        headers = {
-            "Content-Type": (row.mime if row and row.mime else "application/octet-stream"),
+        headers = {  # user content: checked type, sandboxed as the gateway's (webui.gateway)
+            "Content-Type": (row.mime if row and is_media_type(row.mime) else _OCTET_STREAM),
             "Content-Length": str(size),
             "ETag": f'"{cid_to_str(parsed)}"',
-        }
+        } | USER_CONTENT_HEADERS
         return Response(node.cat(parsed), headers=headers)
 
     @app.post("/api/v1/assets")

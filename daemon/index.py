@@ -71,6 +71,18 @@ class Index:
         with self._lock, self.db.conn:
             self.db.table("assets").upsert(data, pk="cid")
 
+    def add_asset_if_absent(self, row: AssetRow) -> bool:
+        """Insert ``row`` unless the CID already has one (whoever signed it); True if inserted.
+        One statement, so a row written meanwhile (the owner's own) is never overwritten."""
+        data = row.to_json() | {"tags": json.dumps(row.tags)}
+        with self._lock, self.db.conn:
+            cursor = self.db.conn.execute(
+                "insert or ignore into assets (cid, name, size, mime, tags, record, signer, "
+                "created) values (:cid, :name, :size, :mime, :tags, :record, :signer, :created)",
+                data,
+            )
+            return cursor.rowcount == 1
+
     def put_record(self, cid: str, type_: str, signer: str, created: str, subject: str) -> None:
         row = {"cid": cid, "type": type_, "signer": signer, "created": created, "subject": subject}
         with self._lock, self.db.conn:

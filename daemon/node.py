@@ -6,10 +6,11 @@ route; both call these methods.
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -23,6 +24,7 @@ from provenance import (
     RecordError,
     make_asset_record,
     sign_record,
+    validate_record,
     verify_signed,
 )
 
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
 __all__ = ["Node", "open_node", "AddedAsset"]
 
 Progress = Callable[[int], None]
+
+log = logging.getLogger("artdag.node")
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,10 @@ def _check_asset_fields(
     name: str, tags: list[str], mime: str | None
 ) -> tuple[str, list[str], str | None]:
     """Normalise and validate what the asset record will say *before* any bytes are imported,
-    so that a bad tag fails at once rather than after a long import."""
+    so that a bad tag fails at once rather than after a long import.
+
+    The MIME type keeps only ``type/subtype``, lowercased (parameters are dropped); one that
+    does not then fit the strict grammar (:func:`provenance.is_media_type`) is a RecordError."""
     name = name.strip().replace("/", "_").replace("\x00", "")[:255] or "untitled"
     mime = (mime or "").split(";")[0].strip().lower() or mimetypes.guess_type(name)[0]
     tags = sorted(set(tags))
@@ -84,6 +91,9 @@ class Node:
         self.market_store: MarketStore | None = None  # jobs, results, volunteer credits
         self.market: MarketService | None = None  # the render market, when the daemon runs
         self.claims: ClaimsService | None = None  # indexes claims arriving from the network
+        # One signed asset record per (bytes, name, tags) of ours, even for concurrent adds:
+        # the index check, the signature, the index row and the repo append happen under it.
+        self._asset_lock = trio.Lock()
 
     def attach_network(self, network: Network) -> None:
         """From now on records this node adds are appended to its repo and gossiped."""
@@ -170,9 +180,37 @@ class Node:
         tags: list[str],
         mime: str | None,
     ) -> AddedAsset:
+        async with self._asset_lock, self._adding_across_processes():
+            return await self._sign_asset_locked(cid, size, blocks, chunker, name, tags, mime)
+
+    def _adding_across_processes(self) -> AbstractAsyncContextManager[None]:
+        """An advisory lock beside the index, so ``artdag add`` run next to the daemon does not
+        sign a second record for bytes the daemon is signing (the trio lock orders tasks of one
+        process, this one processes)."""
+        from p2p.repo_lock import repo_lock  # the same flock helper, on another file
+
+        return repo_lock(self.config.index_path)
+
+    async def _sign_asset_locked(
+        self,
+        cid: CID,
+        size: int,
+        blocks: int,
+        chunker: dict[str, Any] | None,
+        name: str,
+        tags: list[str],
+        mime: str | None,
+    ) -> AddedAsset:
         root = cid_to_str(cid)
         existing = await trio.to_thread.run_sync(self.index.asset, root)
-        if existing and existing.name == name and existing.tags == tags:
+        # Only a record of our own counts: bytes first indexed from a peer's repo get our own
+        # signed record (which then takes the index row), not the peer's row back as "existed".
+        if (
+            existing
+            and existing.signer == self.did
+            and existing.name == name
+            and existing.tags == tags
+        ):
             await self.store.pin(cid)
             return AddedAsset(existing, blocks, existed=True)
         record = make_asset_record(
@@ -214,8 +252,17 @@ class Node:
             )
 
     async def index_remote_record(self, cid: CID, record: dict[str, Any]) -> None:
-        """Index a verified record that arrived from the network (another creator's repo)."""
+        """Index a verified record that arrived from the network (another creator's repo).
+
+        The schema is checked again here (repo sync has verified the signature too), so no
+        caller can index a record whose fields the gateway would echo unchecked. An asset row
+        is only added for a CID that has none: our own record, or the first one seen, stays."""
         key = cid_to_str(cid)
+        try:
+            validate_record(record)
+        except RecordError as exc:
+            log.warning("not indexing record %s: %s", key, exc)
+            return
         kind = record.get("type", "")
         signer = record.get("signer", "")
         created = record.get("created", "")
@@ -224,8 +271,8 @@ class Node:
 
         def write() -> None:
             self.index.put_record(key, kind, signer, created, subject_key)
-            if kind == "asset" and subject is not None and self.index.asset(subject_key) is None:
-                self.index.put_asset(
+            if kind == "asset" and subject is not None:
+                self.index.add_asset_if_absent(
                     AssetRow(
                         cid=subject_key,
                         name=record["name"],

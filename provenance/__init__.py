@@ -8,7 +8,7 @@ pure (no network, no trio); the only I/O is reading and writing a key file.
 from __future__ import annotations
 
 from .errors import IdentityError, ProvenanceError, RecordError, SignatureError
-from .fields import parse_timestamp
+from .fields import is_media_type, parse_timestamp
 from .identity import Identity, did_key_from_public, public_key_from_did
 from .record_builders import make_asset_record, make_provenance_record, utc_timestamp
 from .schemas import record_types, schema_for, validate_record, verify_signed
@@ -34,6 +34,7 @@ __all__ = [
     "verify_signed",
     "record_types",
     "schema_for",
+    "is_media_type",
     # builders
     "make_asset_record",
     "make_provenance_record",

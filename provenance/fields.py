@@ -21,11 +21,34 @@ from .identity import public_key_from_did
 
 __all__ = [
     "Field", "Text", "Integer", "Boolean", "Link", "Bytes", "OneOf", "Timestamp", "DidKey",
-    "ListOf", "MapOf", "Struct", "AnyValue", "check_fields", "parse_timestamp", "show_value",
+    "MediaType", "ListOf", "MapOf", "Struct", "AnyValue", "check_fields", "is_media_type",
+    "parse_timestamp", "show_value",
 ]  # fmt: skip
 
 _CBOR_INT_MIN, _CBOR_INT_MAX = -(2**64), 2**64 - 1
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z")
+
+# A media type, strictly: RFC 6838 restricted names for type and subtype (a letter or digit,
+# then up to 126 of ``A-Za-z0-9!#$&-^_.+``), then at most 8 parameters, each ``;`` + at most
+# one space + a restricted name + ``=`` + 1..127 restricted-name characters. No quoted
+# strings, no commas, no other spaces: what a browser could read as a second type (``text/plain;
+# x=y, text/html`` is text/html to Chromium) or as another header cannot be written at all.
+# ASCII only (re.ASCII), so no Unicode letter passes as a token character.
+_RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_PARAMETER = rf"; ?{_RESTRICTED_NAME}=[A-Za-z0-9!#$&^_.+-]{{1,127}}"
+_MEDIA_TYPE = re.compile(rf"{_RESTRICTED_NAME}/{_RESTRICTED_NAME}(?:{_PARAMETER}){{0,8}}", re.ASCII)
+MEDIA_TYPE_MAX = 255
+
+
+def is_media_type(value: Any) -> bool:
+    """True when ``value`` is a media type this project writes, stores and serves: see
+    :data:`_MEDIA_TYPE` (``video/mp4``, ``text/plain; charset=utf-8``; not ``text/plain; x=y,
+    text/html``, not ``video/mp4; codecs="avc1"``)."""
+    return (
+        isinstance(value, str)
+        and 3 <= len(value) <= MEDIA_TYPE_MAX
+        and _MEDIA_TYPE.fullmatch(value) is not None
+    )
 
 
 def show_value(value: Any) -> str:
@@ -195,6 +218,20 @@ class DidKey(Field):
             public_key_from_did(value)
         except IdentityError as exc:
             raise RecordError(f"{path}: {exc}") from None
+
+
+class MediaType(Field):
+    """A MIME type in the strict grammar of :func:`is_media_type`; every record's ``mime``
+    passes here, whether our own upload made it or a peer's repo brought it."""
+
+    expected = (
+        "a media type like 'video/mp4' or 'text/plain; charset=utf-8' "
+        "(RFC 6838 names; no quotes, commas or other spaces)"
+    )
+
+    def check(self, value: Any, path: str) -> None:
+        if not is_media_type(value):
+            raise self.fail(path, value)
 
 
 class ListOf(Field):

@@ -20,6 +20,7 @@ from .fields import (
     Link,
     ListOf,
     MapOf,
+    MediaType,
     OneOf,
     Struct,
     Text,
@@ -28,8 +29,6 @@ from .fields import (
 
 __all__ = ["RECORD_TYPES", "UNIXFS_CODECS"]
 
-_MIME_TOKEN = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*"
-_MIME = rf"{_MIME_TOKEN}/{_MIME_TOKEN}(;[ -~]*)?"  # type/subtype, parameters in printable ASCII
 UNIXFS_CODECS = ("dag-pb", "raw")  # a UnixFS root is a dag-pb node, or a raw block if small
 
 # 2 MiB is the largest block bitswap moves, so no chunk may be bigger.
@@ -48,7 +47,7 @@ _ASSET: dict[str, Field] = {
     "root": Link(UNIXFS_CODECS),
     "name": Text(1, 255, forbid="/\x00"),
     "size": Integer(0),
-    "mime": Text(3, 255, pattern=_MIME, optional=True),
+    "mime": MediaType(optional=True),  # strict: see provenance.fields.is_media_type
     "tags": ListOf(Text(1, 64), max_items=32, optional=True),
     "chunker": _CHUNKER,
     "created": Timestamp(),

@@ -95,7 +95,11 @@ def test_utc_timestamp_converts_and_refuses_naive():
         # wrong type
         (asset(size=True), "asset.size: expected a non-negative integer, got True"),
         (asset(size=10.0), "asset.size: expected a non-negative integer, got 10.0"),
-        (asset(mime=None), "asset.mime: expected a string of 3..255 characters, got None"),
+        (
+            asset(mime=None),
+            "asset.mime: expected a media type like 'video/mp4' or 'text/plain; charset=utf-8' "
+            "(RFC 6838 names; no quotes, commas or other spaces), got None",
+        ),
         (asset(tags="loop"), "asset.tags: expected a list, got 'loop'"),
         (asset(chunker={"size": 1}.keys()), "asset.chunker: expected a map, got a dict_keys"),
         (asset(chunker=[]), "asset.chunker: expected a map, got a list of 0 items"),
@@ -262,12 +266,48 @@ def test_error_messages_are_one_line():
         assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("mime", ["video/mp4", "audio/ogg; codecs=opus", "image/svg+xml"])
+@pytest.mark.parametrize(
+    "mime",
+    [
+        "video/mp4",
+        "audio/ogg; codecs=opus",
+        "image/svg+xml",
+        "text/plain;charset=utf-8",
+        "Text/Plain; charset=UTF-8; format=flowed",
+        "application/vnd.ms-excel.sheet.macroEnabled.12",
+        "x/" + "y" * 127,
+    ],
+)
 def test_mime_accepts_media_types(mime):
     validate_record(asset(mime=mime))
 
 
-@pytest.mark.parametrize("mime", ["video", "vidéo/mp4", "video/mp4\n", "/mp4"])
+@pytest.mark.parametrize(
+    "mime",
+    [
+        "video",
+        "vidéo/mp4",
+        "video/mp4\n",
+        "/mp4",
+        "text/plain; x=y, text/html",  # a browser reads the last type of a comma list
+        "text/plain, text/html",
+        'video/mp4; codecs="avc1.42E01E, mp4a.40.2"',  # quoted strings are not parsed: refused
+        "text/plain;",
+        "text/plain; charset",
+        "text/plain; charset=",
+        "text/plain;  charset=utf-8",
+        "text/plain ; charset=utf-8",
+        "text/plain; charset=utf-8 ",
+        "text/plain\r\nSet-Cookie: a=b",
+        "text/plain\tx",
+        "text/*",
+        "-text/plain",
+        "text/pl\u0430in",  # a Cyrillic a
+        "x/" + "y" * 128,  # a subtype of 128 characters
+        "text/plain" + "; a=b" * 9,  # at most 8 parameters
+        "a/b; c=" + "d" * 250,  # over 255 characters in all
+    ],
+)
 def test_mime_refuses_non_media_types(mime):
     with pytest.raises(RecordError, match=r"^asset\.mime: "):
         validate_record(asset(mime=mime))

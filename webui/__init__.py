@@ -18,6 +18,7 @@ from .auth import (
 from .client_limits import ClientLimits, TokenBucket, client_address
 from .gateway import (
     IMMUTABLE_CACHE,
+    USER_CONTENT_HEADERS,
     FetchMissing,
     GatewayError,
     GatewayEvent,
@@ -53,6 +54,7 @@ __all__ = [
     "AssetSummary",
     "add_provenance_routes",
     "IMMUTABLE_CACHE",
+    "USER_CONTENT_HEADERS",
     "ByteRange",
     "ClientLimits",
     "FetchMissing",

@@ -16,9 +16,17 @@ is 404, unless the daemon passes a ``fetch_missing`` hook that gets blocks from 
   ``application/vnd.ipld.dag-cbor``, or to a browser (``Accept: text/html``) a page showing it
   as DAG-JSON with its links clickable.
 
-The routes are public. Pages that a browser could run (HTML, SVG, XML) are sent with
-``Content-Security-Policy: sandbox`` because the gateway shares its origin with the local UI.
-Byte ranges and preconditions are pure functions in :mod:`webui.gateway_ranges`.
+The routes are public, and the gateway shares its origin with the local UI (cookies, the CSRF
+token on ``/settings``). So every ``/ipfs/`` response, whatever its status or type (files,
+ranges, HEAD, 304, directory listings, CAR and raw exports, errors), carries
+``Content-Security-Policy: sandbox`` and ``X-Content-Type-Options: nosniff``: a document served
+here gets an opaque origin and runs no script, even when its ``Content-Type`` came from a
+peer's record or a browser reads it as HTML. (A separate origin per CID, as Kubo's subdomain
+gateway gives, would let sites on IPFS run their own script; it needs wildcard DNS for
+``*.ipfs.<host>`` and is not what a localhost daemon has.) A ``Content-Type`` taken from the
+asset index is used only if it passes :func:`provenance.is_media_type`, so no comma list or
+quoted parameter from an older index reaches a response. Byte ranges and preconditions are pure
+functions in :mod:`webui.gateway_ranges`.
 
 For operators: every response is told to the ``observers`` as a :class:`GatewayEvent` once it
 is complete (a streamed body when its stream ends or is aborted, with the bytes actually sent),
@@ -51,6 +59,7 @@ import dag
 from dag.car import encode_header, encode_section
 from dag.cids import multihash_key
 from dag.dagpb import PBNode, UnixFSData, UnixFSType, decode_node
+from provenance import is_media_type
 
 from .client_limits import ClientLimits, client_address
 from .gateway_ranges import (
@@ -82,6 +91,7 @@ class Node(Protocol):
 
 __all__ = [
     "IMMUTABLE_CACHE",
+    "USER_CONTENT_HEADERS",
     "FetchMissing",
     "GatewayError",
     "GatewayEvent",
@@ -119,6 +129,11 @@ GatewayObserver = Callable[[GatewayEvent], None]
 log = logging.getLogger("artdag.gateway")
 
 IMMUTABLE_CACHE = "public, max-age=29030400, immutable"
+USER_CONTENT_HEADERS = {  # on every /ipfs/ response: see the module docstring
+    "Content-Security-Policy": "sandbox",
+    "X-Content-Type-Options": "nosniff",
+}
+FILENAME_MAX = 255  # characters of a Content-Disposition file name (?filename=, a record's)
 PAGE_VERSION = "1"  # goes into generated pages' ETags, so a change to the pages busts caches
 SNIFF_BYTES = 512
 
@@ -134,7 +149,8 @@ _FORMATS = {  # ?format= value -> Accept media type
 }
 _FORMAT_OF_TYPE = {media: name for name, media in _FORMATS.items()}
 _UNSUPPORTED_FORMATS = frozenset({"tar", "ipns-record"})
-_ACTIVE_TYPES = ("text/html", "image/svg+xml", "application/xhtml+xml", "text/xml", "/xml")
+_Q_VALUE = re.compile(r"\s*(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)\s*")  # RFC 9110 §12.4.2
+_LIST_INDEX = re.compile(r"0|[1-9][0-9]{0,17}")  # ASCII digits int() takes without a limit
 _CODEC_TYPES = {  # codecs served as they are when no format is asked for
     "dag-cbor": "application/vnd.ipld.dag-cbor",
     "dag-json": "application/vnd.ipld.dag-json",
@@ -173,11 +189,8 @@ def requested_format(query_format: str | None, accept: str | None) -> tuple[str 
         q = 1.0
         for param in params:
             key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
+            if key.strip().lower() == "q":  # a malformed weight: the type is not wanted
+                q = float(value) if _Q_VALUE.fullmatch(value) else 0.0
             elif key.strip().lower() == "version" and name == "car" and value.strip() != "1":
                 raise GatewayError(406, "only CAR version 1 is served")
         if q > 0 and (best is None or q > best[0]):
@@ -254,6 +267,7 @@ def content_disposition(kind: str, filename: str | None) -> str:
     and, when that lost anything, the exact name as RFC 8187 ``filename*``."""
     if not filename:
         return kind
+    filename = filename[:FILENAME_MAX]
     fallback = "".join(
         c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename.replace("/", "_")
     )
@@ -261,11 +275,6 @@ def content_disposition(kind: str, filename: str | None) -> str:
     if fallback != filename:
         value += "; filename*=UTF-8''" + quote(filename, safe="!#$&+-.^_`|~")
     return value
-
-
-def _is_active(content_type: str) -> bool:
-    base = content_type.split(";")[0].strip().lower()
-    return base.startswith(_ACTIVE_TYPES) or base.endswith(("+xml", "/xml"))
 
 
 # -- resolving a content path ----------------------------------------------------------------
@@ -440,17 +449,16 @@ class _Gateway:
             raise GatewayError(500, str(exc)) from None
         asset = await self.node.asset(cid)
         name = request.args.get("filename") or (asset.name if asset else None) or walked.name
-        content_type = asset.mime if asset and asset.mime else None
+        # a stored type is used only if it is one (an index from before the strict grammar
+        # may hold a peer's "text/plain; x=y, text/html"); otherwise the name or the bytes say
+        content_type = asset.mime if asset and is_media_type(asset.mime) else None
         if content_type is None and name:  # a name the DAG's author or the link gave it
             content_type = mimetypes.guess_type(name)[0]
         if content_type is None:
             head = b"".join([p async for p in self.file_bytes(cid, 0, min(size, SNIFF_BYTES))])
             content_type = sniff_content_type(head, whole=size <= SNIFF_BYTES)
         headers["Content-Type"] = content_type
-        headers["X-Content-Type-Options"] = "nosniff"
         headers["Accept-Ranges"] = "bytes"
-        if _is_active(content_type):
-            headers["Content-Security-Policy"] = "sandbox"
         download = request.args.get("download", "").lower() == "true"
         if name or download:
             headers["Content-Disposition"] = content_disposition(
@@ -501,10 +509,7 @@ class _Gateway:
         if (cached := self.not_modified(etag, headers)) is not None:
             return cached
         headers["Content-Type"] = content_type
-        headers["X-Content-Type-Options"] = "nosniff"
         headers["Accept-Ranges"] = "bytes"
-        if _is_active(content_type):
-            headers["Content-Security-Policy"] = "sandbox"
         if disposition:
             headers["Content-Disposition"] = disposition
         wanted = request.headers.get("Range")
@@ -548,7 +553,6 @@ class _Gateway:
         if (cached := self.not_modified(etag, headers)) is not None:
             return cached
         headers["Content-Type"] = "application/vnd.ipld.car; version=1"
-        headers["X-Content-Type-Options"] = "nosniff"
         headers["Accept-Ranges"] = "none"
         headers["Content-Disposition"] = content_disposition(
             "attachment", request.args.get("filename") or f"{text}.car"
@@ -635,7 +639,8 @@ class _Gateway:
         self, walked: _Resolved, rest: str, headers: dict[str, str]
     ) -> Response:
         if not request.path.endswith("/"):
-            query = request.query_string.decode("latin-1")
+            # the query as sent, percent-encoded again where it is not plain URL characters
+            query = quote(request.query_string.decode("latin-1"), safe="/:@!$&'()*+,;=-._~?%")
             location = quote(request.path, safe="/:@!$&'()*+,;=-._~") + "/"
             location += f"?{query}" if query else ""
             return Response(b"", status=301, headers=headers | {"Location": location})
@@ -697,7 +702,7 @@ def _step(value: Any, segments: list[str], i: int) -> Any:
             raise GatewayError(404, f"no such field: {_shown(segments, i)}")
         return value[segment]
     if isinstance(value, list):
-        if not segment.isdigit() or int(segment) >= len(value):
+        if not _LIST_INDEX.fullmatch(segment) or int(segment) >= len(value):
             raise GatewayError(404, f"no such list index: {_shown(segments, i)}")
         return value[int(segment)]
     raise GatewayError(501, f"cannot path into a {type(value).__name__}: {_shown(segments, i)}")
@@ -732,7 +737,7 @@ def _streamed(body: AsyncIterator[bytes], status: int, headers: dict[str, str]) 
 
 
 def _error(exc: GatewayError) -> Response:
-    headers = {"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"}
+    headers = {"Content-Type": "text/plain; charset=utf-8"}
     body = b"" if request.method == "HEAD" else (str(exc) + "\n").encode()
     return Response(body, status=exc.status, headers=headers | exc.headers)
 
@@ -800,12 +805,14 @@ def add_gateway_routes(
                     {"Retry-After": str(seconds)},
                 )
             )
+            response.headers.update(USER_CONTENT_HEADERS)
             finished(429, _body_length(response))
             return response
         with contextlib.ExitStack() as stack:
             with contextlib.suppress(dag.CidError):  # a bad CID is answered with 400 by serve
                 stack.enter_context(node.store.hold(dag.parse_cid(cid)))
             response = await respond(cid, rest)
+            response.headers.update(USER_CONTENT_HEADERS)  # every status, every type
             if isinstance(response.response, IterableBody):
                 held = stack.pop_all()  # the stream keeps the hold until it ends
                 response.response = IterableBody(

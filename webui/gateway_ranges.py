@@ -22,7 +22,12 @@ __all__ = [
     "parse_range",
 ]
 
-_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+_SPEC = re.compile(r"[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*", re.ASCII)  # HTTP digits only
+# A position with more digits than this is past the end of any representation (10**18 bytes is
+# an exabyte), so it is read as "beyond" without int(), which refuses strings of over 4,300
+# digits (a ValueError that used to answer 500).
+_MAX_DIGITS = 18
+_BEYOND = 10**_MAX_DIGITS
 _ETAG = re.compile(r'\s*(W/)?("[^"]*")\s*(?:,|$)')
 
 
@@ -77,26 +82,34 @@ def parse_range(header: str | None, size: int, *, max_bytes: int | None = None) 
     parts = [p for p in spec.split(",") if p.strip()]
     if len(parts) != 1:
         return whole
-    match = _SPEC.match(parts[0])
-    if match is None or match.group(0).strip() == "-":
+    match = _SPEC.fullmatch(parts[0])
+    if match is None or not (match.group(1) or match.group(2)):
         return whole
-    first, last = match.group(1), match.group(2)
+    first, last = _position(match.group(1)), _position(match.group(2))
     unsatisfiable = RangeRequest(RangeKind.UNSATISFIABLE, ByteRange(0, 0))
-    if not first:  # suffix: the last N bytes
-        suffix = int(last)
-        if suffix == 0 or size == 0:
+    if first is None:  # suffix: the last N bytes
+        assert last is not None
+        if last == 0 or size == 0:
             return unsatisfiable
-        start, stop = max(0, size - suffix), size
+        start, stop = max(0, size - last), size
     else:
-        start = int(first)
-        if last and int(last) < start:
+        start = first
+        if last is not None and last < start:
             return whole  # invalid: RFC 9110 says ignore it
         if start >= size:
             return unsatisfiable
-        stop = size if not last else min(int(last) + 1, size)
+        stop = size if last is None else min(last + 1, size)
     if max_bytes is not None and stop - start > max_bytes:
         stop = start + max(1, max_bytes)
     return RangeRequest(RangeKind.PARTIAL, ByteRange(start, stop))
+
+
+def _position(digits: str) -> int | None:
+    """A byte position from ASCII digits (None when empty), capped at :data:`_BEYOND`."""
+    if not digits:
+        return None
+    significant = digits.lstrip("0") or "0"
+    return _BEYOND if len(significant) > _MAX_DIGITS else int(significant)
 
 
 def _etags(header: str) -> list[tuple[bool, str]]:
