@@ -257,19 +257,23 @@ class BridgeClient:
     # -- GET --------------------------------------------------------------------------------
     async def fetch_json(self, url: str, signer: Signer | None = None) -> dict[str, Any]:
         """GET an ActivityPub document (signed when ``signer`` is given), following up to three
-        redirects, each checked; :class:`FetchError` or :class:`FetchRefused` on failure."""
+        redirects, each checked; :class:`FetchError` or :class:`FetchRefused` on failure
+        (a server that is down or too slow included)."""
         current = url.split("#", 1)[0]
         for _ in range(_MAX_REDIRECTS + 1):
-            async with self._get(current, signer) as response:
-                if response.status_code in (301, 302, 303, 307, 308):
-                    location = response.headers.get("Location")
-                    if not location:
-                        raise FetchError(f"GET {current}: redirect without Location")
-                    current = str(httpx.URL(current).join(location)).split("#", 1)[0]
-                    continue
-                if response.status_code != 200:
-                    raise FetchError(f"GET {current}: HTTP {response.status_code}")
-                data = await self._read_limited(response)
+            try:
+                async with self._get(current, signer) as response:
+                    if response.status_code in (301, 302, 303, 307, 308):
+                        location = response.headers.get("Location")
+                        if not location:
+                            raise FetchError(f"GET {current}: redirect without Location")
+                        current = str(httpx.URL(current).join(location)).split("#", 1)[0]
+                        continue
+                    if response.status_code != 200:
+                        raise FetchError(f"GET {current}: HTTP {response.status_code}")
+                    data = await self._read_limited(response)
+            except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+                raise FetchError(f"GET {current}: {type(exc).__name__}: {exc}"[:500]) from None
             try:
                 document = parse_json(data, max_bytes=self.max_response_bytes)
             except JsonRefused as exc:

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from activitypub_bridge import generate_actor_key
+from activitypub_bridge import generate_actor_key, sign_cavage
 from tests.ap_remote import RemoteServer, remote_server
 from tests.daemons import DaemonProcess, wait_until
 from tests.media import make_video
@@ -193,6 +193,35 @@ def test_validly_signed_body_beyond_json_limits_gets_400_and_stores_nothing(
         "object": follow,
     }
     assert remote.signed_post(daemon.api_url + "/inbox", undo, name="trent").status_code == 202
+
+
+def test_a_key_on_a_server_that_is_down_gets_401_not_500(
+    daemon: DaemonProcess, remote: RemoteServer
+) -> None:
+    """The signer's server refuses connections: the key cannot be fetched, the POST is
+    refused as unverifiable (before, the transport error escaped as a 500)."""
+    gone = f"http://127.0.0.1:{free_port()}/users/ghost"
+    follow = {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": gone + "/follows/1",
+        "type": "Follow",
+        "actor": gone,
+        "object": actor_url(daemon),
+    }
+    body = json.dumps(follow).encode()
+    url = daemon.api_url + "/inbox"
+    headers = sign_cavage(
+        "POST",
+        url,
+        {"Content-Type": "application/activity+json"},
+        body,
+        gone + "#main-key",
+        generate_actor_key(),
+    )
+    headers.pop("Host", None)
+    response = httpx.post(url, content=body, headers=headers, timeout=30)
+    assert response.status_code == 401, (response.status_code, response.text[:300])
+    assert gone not in followers_of(daemon)
 
 
 def test_oversized_body_is_refused(daemon: DaemonProcess) -> None:

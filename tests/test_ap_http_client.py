@@ -203,3 +203,11 @@ async def test_fetched_documents_beyond_json_limits_are_a_fetch_error() -> None:
                 await client.fetch_json(url + "/deep")
             with pytest.raises(FetchError, match="digits"):
                 await client.fetch_json(url + "/huge")
+
+
+async def test_a_server_that_is_down_is_a_fetch_error() -> None:
+    with server(actor_doc) as (url, _):
+        pass  # the port is closed again
+    async with BridgeClient(allow_private=True) as client:
+        with pytest.raises(FetchError, match="ConnectError"):
+            await client.fetch_json(url + "/users/bob", SIGNER)
