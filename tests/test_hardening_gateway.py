@@ -323,3 +323,40 @@ def test_concurrent_uploads_of_one_file_make_one_record_and_one_commit(tmp_path)
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+# -- the same, in a real browser ----------------------------------------------------------------
+
+PAGE = b"<title>t</title><script>document.title = 'ran on ' + location.origin</script>\n"
+
+
+def test_chromium_runs_no_script_from_the_gateway(tmp_path):
+    """Debian's Chromium opens content whose stored type is a comma list ending in text/html
+    (as a peer's record once made it; written straight into the index here, as an index from
+    before the fix may hold it), and an honest text/html page: no script runs in either."""
+    import sqlite3
+
+    from tests.browser import launch_chromium, log_in, require_chromium, webui_daemon
+
+    require_chromium()
+    with webui_daemon(tmp_path / "home") as daemon:
+        hostile = daemon.add_bytes(PAGE, "notes.txt")["cid"]
+        honest = daemon.api(
+            "POST",
+            "/api/v1/assets",
+            params={"name": "page.html"},
+            content=PAGE + b"<!-- honest -->",
+            headers={"Content-Type": "text/html"},
+        ).json()["cid"]
+        with sqlite3.connect(daemon.home / "index.db") as db:
+            db.execute("update assets set mime = ? where cid = ?", (HOSTILE_MIME, hostile))
+        base = daemon.api_url.rstrip("/")
+        with launch_chromium() as browser:
+            page = browser.new_context().new_page()
+            log_in(page, base)  # the owner's session cookie is there to be stolen
+            for cid in (hostile, honest):
+                response = page.goto(f"{base}/ipfs/{cid}")
+                assert response is not None and response.status == 200
+                page.wait_for_load_state("load")
+                assert "ran on" not in page.title(), (cid, page.title())
+                assert response.headers["content-security-policy"] == "sandbox"
