@@ -24,11 +24,13 @@ from activitypub_bridge import (
     DeliveryError,
     DocumentError,
     FollowerStoreError,
+    JsonRefused,
     actor,
     nodeinfo,
     nodeinfo_links,
     ordered_collection,
     ordered_collection_page,
+    parse_json,
     webfinger,
 )
 from dag import CidError
@@ -38,6 +40,7 @@ from .activitypub_service import ActivityPubService, PublishError
 __all__ = ["add_activitypub_routes"]
 
 OUTBOX_PAGE = 20
+LOCAL_API_BODY_BYTES = 64 << 10  # the local API's JSON requests are a few short strings
 FOLLOWERS_PAGE = 50
 _VERSION = "0.1.0"
 
@@ -78,6 +81,18 @@ async def _read_limited(limit: int) -> bytes | Response:
             return _error(413, f"body larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _json_request() -> Any:
+    """The local API's JSON body within limits (:func:`activitypub_bridge.parse_json`): the
+    value, a 413 response, or None when it is not JSON within limits (the routes answer 400)."""
+    body = await _read_limited(LOCAL_API_BODY_BYTES)
+    if isinstance(body, Response):
+        return body
+    try:
+        return parse_json(body, max_bytes=LOCAL_API_BODY_BYTES)
+    except JsonRefused:
+        return None
 
 
 def add_activitypub_routes(app: QuartTrio, service: ActivityPubService) -> None:
@@ -248,7 +263,9 @@ def add_activitypub_routes(app: QuartTrio, service: ActivityPubService) -> None:
     # -- local API (bearer token, checked by the app for /api/) -------------------------------
     @app.post("/api/v1/activitypub/publish")
     async def publish_route() -> Response:
-        data = await request.get_json(force=True, silent=True)
+        data = await _json_request()
+        if isinstance(data, Response):
+            return data
         if not isinstance(data, dict) or not isinstance(data.get("cid"), str):
             return _error(400, 'body must be JSON {"cid": "...", "text": "...", "alt": "..."}')
         text, alt = data.get("text", ""), data.get("alt")
@@ -275,7 +292,9 @@ def add_activitypub_routes(app: QuartTrio, service: ActivityPubService) -> None:
 
     @app.post("/api/v1/activitypub/blocks")
     async def block_route() -> Response:
-        data = await request.get_json(force=True, silent=True)
+        data = await _json_request()
+        if isinstance(data, Response):
+            return data
         if not isinstance(data, dict) or not isinstance(data.get("domain"), str):
             return _error(400, 'body must be JSON {"domain": "..."}')
         try:

@@ -224,6 +224,13 @@ def test_a_key_on_a_server_that_is_down_gets_401_not_500(
     assert gone not in followers_of(daemon)
 
 
+@pytest.mark.parametrize("path", ["/api/v1/activitypub/publish", "/api/v1/activitypub/blocks"])
+def test_local_api_bodies_beyond_json_limits_get_400(daemon: DaemonProcess, path: str) -> None:
+    for body in (b"[" * 1000 + b"]" * 1000, b'{"cid": ' + b"1" * 5000 + b"}"):
+        response = daemon.api("POST", path, content=body)
+        assert response.status_code == 400, (path, response.status_code, response.text[:200])
+
+
 def test_oversized_body_is_refused(daemon: DaemonProcess) -> None:
     response = httpx.post(
         daemon.api_url + "/inbox", content=b"{" + b" " * (2 << 20) + b"}", timeout=30
