@@ -7,24 +7,45 @@ and removes, with the status codes and bodies of ``specs/ipfs-pinning-service.ya
 <token>`` with a token made by ``artdag pinning token-add`` (:mod:`daemon.pinning_tokens`);
 each token sees only the requests it made. Routes only translate HTTP: the checks live in
 :mod:`daemon.pin_requests`, the work in :mod:`daemon.pinning_service`.
+
+One token cannot crowd out the others (the spec's ``4XX`` custom errors, ``Failure`` bodies):
+
+- ``[pinning] requests_per_minute`` / ``burst`` per token, over every route: beyond it 429
+  ``RATE_LIMITED`` with ``Retry-After`` (a token bucket, :class:`webui.client_limits.ClientLimits`
+  keyed by token name);
+- ``max_pending_per_token`` requests queued or pinning: a new one (add or replace) gets 429
+  ``TOO_MANY_PENDING_REQUESTS`` until some settle;
+- ``max_meta_bytes`` of ``meta`` (compact JSON) and ``max_name_chars`` of ``name`` per
+  request, JSON bodies nested at most :data:`MAX_BODY_DEPTH` deep: beyond, 400 ``BAD_REQUEST``.
 """
 
 from __future__ import annotations
 
-import json
+import time
 from typing import Any
 
 from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 
+from activitypub_bridge import JsonRefused, parse_json
+from webui.client_limits import ClientLimits
+
 from .node import Node
-from .pin_requests import PinRequest, PinRequestError, parse_list_query, parse_pin_body
+from .pin_requests import (
+    PendingLimitReached,
+    PinLimits,
+    PinRequest,
+    PinRequestError,
+    parse_list_query,
+    parse_pin_body,
+)
 from .pinning_service import PinningService, pinning_service_for
 from .pinning_tokens import TokenChecker
 
 __all__ = ["MAX_BODY_BYTES", "add_pinning_routes", "failure"]
 
 MAX_BODY_BYTES = 256 * 1024  # a Pin with 20 origins and 1000 meta entries fits easily
+MAX_BODY_DEPTH = 4  # a Pin nests two levels (the body, its origins or meta)
 _LIST_PARAMS = ("cid", "status")  # arrays sent comma-separated (style form, explode false)
 
 
@@ -69,9 +90,18 @@ async def _pin_body() -> Any:
         if len(raw) > MAX_BODY_BYTES:
             raise too_large
     try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise PinRequestError(f"the body is not JSON: {exc}") from None
+        return parse_json(bytes(raw), max_bytes=MAX_BODY_BYTES, max_depth=MAX_BODY_DEPTH)
+    except JsonRefused as exc:
+        raise PinRequestError(f"the body is not JSON this service takes: {exc}") from None
+
+
+def _rate_limited(retry_after: int) -> Response:
+    response = failure(
+        429, "RATE_LIMITED", f"too many requests with this token; retry in {retry_after} s"
+    )
+    response.headers["Retry-After"] = str(retry_after)
+    response.headers["Connection"] = "close"  # the body was not read: do not reuse the stream
+    return response
 
 
 def _query_args() -> dict[str, str]:
@@ -85,13 +115,25 @@ def _query_args() -> dict[str, str]:
 def add_pinning_routes(app: QuartTrio, node: Node, service: PinningService | None = None) -> None:
     """Mount ``/pins`` on ``app`` (the service defaults to the node's one)."""
     pins = service or pinning_service_for(node)
-    tokens = TokenChecker(node.config.pinning_tokens_path)
+    config = node.config
+    tokens = TokenChecker(config.pinning_tokens_path)
+    limits = PinLimits(max_name=config.pin_max_name_chars, max_meta_bytes=config.pin_max_meta_bytes)
+    rates = ClientLimits.per_minute(config.pin_requests_per_minute, config.pin_burst)
 
-    def owner() -> str | None:
+    def authorise() -> str | Response:
+        """The token's name, or the response refusing the request (401, 429)."""
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
-            return None
-        return tokens.owner_of(given.strip())
+        who = tokens.owner_of(given.strip()) if scheme.lower() == "bearer" else None
+        if who is None:
+            return _unauthorized()
+        if rates is not None:
+            wait = rates.check(who, time.monotonic())
+            if wait > 0:
+                return _rate_limited(rates.retry_after(wait))
+        return who
+
+    def too_many(exc: PendingLimitReached) -> Response:
+        return failure(429, "TOO_MANY_PENDING_REQUESTS", str(exc))
 
     def status_of(row: PinRequest) -> dict[str, Any]:
         body = row.to_json(pins.delegates())
@@ -105,9 +147,9 @@ def add_pinning_routes(app: QuartTrio, node: Node, service: PinningService | Non
 
     @app.get("/pins")
     async def list_pins() -> Any:
-        who = owner()
-        if who is None:
-            return _unauthorized()
+        who = authorise()
+        if isinstance(who, Response):
+            return who
         try:
             query = parse_list_query(_query_args())
         except PinRequestError as exc:
@@ -117,20 +159,23 @@ def add_pinning_routes(app: QuartTrio, node: Node, service: PinningService | Non
 
     @app.post("/pins")
     async def add_pin() -> Any:
-        who = owner()
-        if who is None:
-            return _unauthorized()
+        who = authorise()
+        if isinstance(who, Response):
+            return who
         try:
-            pin = parse_pin_body(await _pin_body())
+            pin = parse_pin_body(await _pin_body(), limits)
         except PinRequestError as exc:
             return _bad(exc)
-        return accepted(await pins.add(pin, who))
+        try:
+            return accepted(await pins.add(pin, who))
+        except PendingLimitReached as exc:
+            return too_many(exc)
 
     @app.get("/pins/<requestid>")
     async def get_pin(requestid: str) -> Any:
-        who = owner()
-        if who is None:
-            return _unauthorized()
+        who = authorise()
+        if isinstance(who, Response):
+            return who
         row = await pins.get(requestid, who)
         if row is None:
             return _not_found(requestid)
@@ -138,23 +183,26 @@ def add_pinning_routes(app: QuartTrio, node: Node, service: PinningService | Non
 
     @app.post("/pins/<requestid>")
     async def replace_pin(requestid: str) -> Any:
-        who = owner()
-        if who is None:
-            return _unauthorized()
+        who = authorise()
+        if isinstance(who, Response):
+            return who
         try:
-            pin = parse_pin_body(await _pin_body())
+            pin = parse_pin_body(await _pin_body(), limits)
         except PinRequestError as exc:
             return _bad(exc)
-        row = await pins.replace(requestid, pin, who)
+        try:
+            row = await pins.replace(requestid, pin, who)
+        except PendingLimitReached as exc:
+            return too_many(exc)
         if row is None:
             return _not_found(requestid)
         return accepted(row)
 
     @app.delete("/pins/<requestid>")
     async def delete_pin(requestid: str) -> Any:
-        who = owner()
-        if who is None:
-            return _unauthorized()
+        who = authorise()
+        if isinstance(who, Response):
+            return who
         if not await pins.remove(requestid, who):
             return _not_found(requestid)
         return Response(b"", status=202)

@@ -105,6 +105,13 @@ class Config:
     pin_max_concurrent: int = 4  # DAG fetches for policy and remote pins at once
     pin_fetch_timeout_seconds: float = 600.0
     pinning_api: bool = True  # serve the IPFS Pinning Service API at /pins
+    pin_allow_private_origins: bool = False  # tests: dial loopback/private origins of /pins
+    pin_max_concurrent_per_token: int = 0  # fetch slots one token may hold; 0: half, rounded up
+    pin_max_pending_per_token: int = 100  # queued + pinning requests of one token
+    pin_max_meta_bytes: int = 4096  # a request's meta, as compact UTF-8 JSON
+    pin_max_name_chars: int = 255  # the spec's own maximum
+    pin_requests_per_minute: int = 300  # /pins requests of one token; 0: unlimited
+    pin_burst: int = 100
     gc_interval_seconds: float = 3600.0  # 0: no periodic collection
     gc_grace_seconds: float = 600.0  # unreachable blocks younger than this are kept
     # [gateway] (protection of the public /ipfs/ gateway)
@@ -297,6 +304,13 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "max_concurrent": "pin_max_concurrent",
         "fetch_timeout_seconds": "pin_fetch_timeout_seconds",
         "service_api": "pinning_api",
+        "allow_private_origins": "pin_allow_private_origins",
+        "max_concurrent_per_token": "pin_max_concurrent_per_token",
+        "max_pending_per_token": "pin_max_pending_per_token",
+        "max_meta_bytes": "pin_max_meta_bytes",
+        "max_name_chars": "pin_max_name_chars",
+        "requests_per_minute": "pin_requests_per_minute",
+        "burst": "pin_burst",
         "gc_interval_seconds": "gc_interval_seconds",
         "gc_grace_seconds": "gc_grace_seconds",
     },
@@ -510,7 +524,26 @@ def _check_pinning(config: Config, bad: Callable[[str, str], ConfigError]) -> No
     for attr in ("gc_interval_seconds", "gc_grace_seconds"):
         if getattr(config, attr) < 0:
             raise bad(attr, f"must not be negative, got {getattr(config, attr):g}")
+    if not 0 <= config.pin_max_concurrent_per_token <= config.pin_max_concurrent:
+        raise bad(
+            "pin_max_concurrent_per_token",
+            f"expected 0 (half of max_concurrent) up to max_concurrent "
+            f"({config.pin_max_concurrent}), got {config.pin_max_concurrent_per_token}",
+        )
+    if not 1 <= config.pin_max_name_chars <= 255:
+        raise bad(
+            "pin_max_name_chars",
+            f"expected 1..255 (the spec's limit), got {config.pin_max_name_chars}",
+        )
+    if not 0 <= config.pin_requests_per_minute <= 1_000_000:
+        raise bad(
+            "pin_requests_per_minute",
+            f"expected 0..1000000, got {config.pin_requests_per_minute}",
+        )
     for attr, top in (
+        ("pin_max_pending_per_token", 1_000_000),
+        ("pin_max_meta_bytes", 1 << 20),
+        ("pin_burst", 1_000_000),
         ("pin_max_concurrent", 64),
         ("gateway_max_concurrent_fetches", 256),
         ("gateway_burst", 1_000_000),
@@ -535,6 +568,10 @@ def load_config(
         try:
             document = tomllib.loads(path.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        except RecursionError:  # tomllib recurses once per nested array or inline table
+            raise ConfigError(f"{path}: not valid TOML (nested too deeply)") from None
+        except ValueError as exc:  # an integer over Python's 4300-digit conversion limit
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
         for section, table in document.items():
             keys = _SECTIONS.get(section)

@@ -3,12 +3,14 @@
 Used by the Pinning Service worker (:mod:`daemon.pinning_service`) and by pinning policies
 (followed creators, popular works): :func:`fetch_dag` first dials the given origin multiaddrs
 (best effort, as the Pinning Service spec asks: an origin that cannot be dialled is logged and
-skipped), then walks the DAG from ``root`` with :func:`p2p.bitswap.fetch.fetch_dag`, up to
-``max_parallel`` blocks in flight. Blocks the store holds are read locally (their links are
-followed too, so an interrupted fetch resumes where it stopped); missing ones come through the
-node's bitswap, which asks connected peers and, when none answers, providers found on the DHT.
-Each fetched block is checked against its CID and stored before its links are followed. The
-whole fetch runs under one deadline. Nothing is pinned: the caller decides.
+skipped; one on a loopback, private or otherwise non-public address is not dialled at all
+unless allowed, see :mod:`daemon.pin_origins`), then walks the DAG from ``root`` with
+:func:`p2p.bitswap.fetch.fetch_dag`, up to ``max_parallel`` blocks in flight. Blocks the store
+holds are read locally (their links are followed too, so an interrupted fetch resumes where it
+stopped); missing ones come through the node's bitswap, which asks connected peers and, when
+none answers, providers found on the DHT. Each fetched block is checked against its CID and
+stored before its links are followed. The whole fetch runs under one deadline. Nothing is
+pinned: the caller decides.
 
 While the fetch runs the root is held in the store (``store.hold``), so
 a garbage collection running meanwhile does not drop the blocks already fetched.
@@ -17,11 +19,11 @@ a garbage collection running meanwhile does not drop the blocks already fetched.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import multiaddr
 import trio
 
 import dag
@@ -29,10 +31,12 @@ from dag import CID, cid_to_str
 from p2p.bitswap.fetch import fetch_dag as _walk_and_fetch
 from p2p.errors import P2PError
 
+from .pin_origins import OriginRefused, check_origin, names_to_resolve
+
 if TYPE_CHECKING:
     from .node import Node
 
-__all__ = ["DagFetchError", "FetchReport", "dial_origins", "fetch_dag"]
+__all__ = ["DagFetchError", "FetchReport", "dial_origins", "dialable_origin", "fetch_dag"]
 
 log = logging.getLogger("artdag.pinning")
 
@@ -52,17 +56,32 @@ class FetchReport:
     bytes: int  # their total size
 
 
-def _dialable(addr: str) -> bool:
+async def _resolve(name: str, proto: str) -> list[str]:
+    """Every address ``name`` resolves to (none if it does not)."""
+    family = {"dns4": socket.AF_INET, "dns6": socket.AF_INET6}.get(proto, socket.AF_UNSPEC)
     try:
-        ma = multiaddr.Multiaddr(addr)
-        return any(p.name == "p2p" for p in ma.protocols())
-    except Exception:
-        return False
+        found = await trio.socket.getaddrinfo(name, None, family, socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    return list(dict.fromkeys(str(info[4][0]) for info in found))
 
 
-async def dial_origins(node: Node, origins: Sequence[str], *, timeout: float = 10.0) -> int:
+async def dialable_origin(addr: str, *, allow_private: bool) -> str:
+    """The multiaddr to dial for ``addr`` (its names resolved and every address checked, see
+    :mod:`daemon.pin_origins`), or :class:`~daemon.pin_origins.OriginRefused`."""
+    names = names_to_resolve(addr)
+    if allow_private or not names:
+        return check_origin(addr, allow_private=allow_private)
+    resolved = {name: await _resolve(name, proto) for proto, name in names}
+    return check_origin(addr, resolved)
+
+
+async def dial_origins(
+    node: Node, origins: Sequence[str], *, timeout: float = 10.0, allow_private: bool = False
+) -> int:
     """Dial each origin with ``/p2p/<peer id>`` concurrently, each within ``timeout`` seconds;
-    returns how many connected. Failures are logged, never raised."""
+    returns how many connected. Loopback, private and other non-public addresses are not
+    dialled unless ``allow_private``. Failures and refusals are logged, never raised."""
     network = node.network
     if network is None or not origins:
         return 0
@@ -70,15 +89,15 @@ async def dial_origins(node: Node, origins: Sequence[str], *, timeout: float = 1
 
     async def one(addr: str) -> None:
         nonlocal connected
-        if not _dialable(addr):
-            log.info("origin %r ignored: not a multiaddr with /p2p/<peer id>", addr[:200])
-            return
         try:
             with trio.fail_after(timeout):
-                await network.connect(addr)
+                target = await dialable_origin(addr, allow_private=allow_private)
+                await network.connect(target)
             connected += 1
+        except OriginRefused as exc:
+            log.info("origin not dialled: %s", exc)
         except (P2PError, trio.TooSlowError) as exc:
-            log.info("origin %s not reached: %s", addr, exc or "timed out")
+            log.info("origin %s not reached: %s", addr[:200], exc or "timed out")
 
     async with trio.open_nursery() as nursery:
         for addr in dict.fromkeys(origins):
@@ -94,6 +113,7 @@ async def fetch_dag(
     timeout: float,
     max_parallel: int = 16,
     progress: Progress | None = None,
+    allow_private_origins: bool = False,
 ) -> FetchReport:
     """Make every block reachable from ``root`` present in ``node.store`` within ``timeout``
     seconds (origins dialled first), or raise :class:`DagFetchError` saying why not.
@@ -124,7 +144,12 @@ async def fetch_dag(
     with store.hold(root):
         try:
             with trio.fail_after(timeout):
-                await dial_origins(node, origins, timeout=min(10.0, timeout))
+                await dial_origins(
+                    node,
+                    origins,
+                    timeout=min(10.0, timeout),
+                    allow_private=allow_private_origins,
+                )
                 result = await _walk_and_fetch(
                     get_block, root, max_inflight=max_parallel, progress=progress
                 )

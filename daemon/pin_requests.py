@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from activitypub_bridge import JsonRefused, parse_json
 from dag import CID, cid_to_str, parse_cid
 from dag.errors import CidError
 from dag.sqlite_db import open_sqlite
@@ -35,6 +36,8 @@ __all__ = [
     "MAX_ORIGINS",
     "STATUSES",
     "ListQuery",
+    "PendingLimitReached",
+    "PinLimits",
     "PinRequest",
     "PinRequestError",
     "PinRequestStore",
@@ -53,6 +56,8 @@ MAX_ORIGIN_CHARS = 1024
 MAX_META_ENTRIES = 1000
 MAX_META_KEY = 255
 MAX_META_VALUE = 4096
+MAX_META_BYTES = 4096  # the default of [pinning] max_meta_bytes
+MAX_META_QUERY_CHARS = 64 * 1024  # GET /pins?meta=: checked before parsing
 MAX_LIST_CIDS = 10
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 10
@@ -61,6 +66,26 @@ FETCHABLE_CODECS = ("raw", "dag-pb", "dag-cbor")
 
 class PinRequestError(ValueError):
     """A client sent a value the Pinning Service API does not allow (an HTTP 400)."""
+
+
+class PendingLimitReached(Exception):
+    """The token already has as many requests queued or pinning as it may (an HTTP 429)."""
+
+    def __init__(self, owner: str, pending: int, limit: int) -> None:
+        super().__init__(
+            f"token {owner!r} has {pending} pin requests queued or pinning; at most {limit} "
+            "at once: retry when some have settled"
+        )
+        self.pending = pending
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class PinLimits:
+    """What one request may hold (``[pinning] max_name_chars`` and ``max_meta_bytes``)."""
+
+    max_name: int = MAX_NAME
+    max_meta_bytes: int = MAX_META_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +227,12 @@ def _check_cid(value: Any, what: str = "cid") -> CID:
     return cid
 
 
+def meta_bytes(meta: Mapping[str, str]) -> int:
+    """The size of ``meta`` as stored: compact JSON, UTF-8."""
+    text = json.dumps(dict(meta), separators=(",", ":"), ensure_ascii=False)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def _check_meta(value: Any, what: str = "meta") -> dict[str, str]:
     if not isinstance(value, dict):
         raise PinRequestError(f"{what} must be an object of strings, got {type(value).__name__}")
@@ -219,10 +250,11 @@ def _check_meta(value: Any, what: str = "meta") -> dict[str, str]:
     return dict(value)
 
 
-def parse_pin_body(body: Any) -> PinSpec:
+def parse_pin_body(body: Any, limits: PinLimits = PinLimits()) -> PinSpec:
     """A ``Pin`` object from a decoded JSON body, or :class:`PinRequestError` naming what is
     wrong. Origins are kept as given (any string): dialling them is best effort (the spec:
-    "dial failure should not fail the pinning operation")."""
+    "dial failure should not fail the pinning operation"), and only public addresses are
+    dialled (:mod:`daemon.pin_origins`)."""
     if not isinstance(body, dict):
         raise PinRequestError("the body must be a JSON object (a Pin: cid, name, origins, meta)")
     if "cid" not in body:
@@ -233,8 +265,8 @@ def parse_pin_body(body: Any) -> PinSpec:
     if name is not None:
         if not isinstance(name, str):
             raise PinRequestError(f"name must be a string, got {type(name).__name__}")
-        if len(name) > MAX_NAME:
-            raise PinRequestError(f"name is {len(name)} characters; at most {MAX_NAME}")
+        if len(name) > limits.max_name:
+            raise PinRequestError(f"name is {len(name)} characters; at most {limits.max_name}")
     origins = body.get("origins")
     if origins is None:
         origins = []
@@ -249,13 +281,13 @@ def parse_pin_body(body: Any) -> PinSpec:
             raise PinRequestError(f"an origin is over {MAX_ORIGIN_CHARS} characters")
     if len(set(origins)) != len(origins):
         raise PinRequestError("origins must not repeat an address")
-    meta = body.get("meta")
-    return PinSpec(
-        cid=cid,
-        name=name,
-        origins=tuple(origins),
-        meta={} if meta is None else _check_meta(meta),
-    )
+    meta = {} if body.get("meta") is None else _check_meta(body["meta"])
+    size = meta_bytes(meta)
+    if size > limits.max_meta_bytes:
+        raise PinRequestError(
+            f"meta is {size} bytes as JSON; this service keeps at most {limits.max_meta_bytes}"
+        )
+    return PinSpec(cid=cid, name=name, origins=tuple(origins), meta=meta)
 
 
 # -- GET /pins query ----------------------------------------------------------------------------
@@ -309,10 +341,10 @@ def parse_list_query(args: Mapping[str, str]) -> ListQuery:
             raise PinRequestError(f"limit must be from 1 to {MAX_LIMIT}, got {limit}")
         query = replace(query, limit=limit)
     if "meta" in args:
-        try:
-            meta = json.loads(args["meta"])
-        except ValueError:
-            raise PinRequestError("meta must be a JSON object of strings") from None
+        try:  # bounded: a deep nesting or a 5,000-digit integer is a 400, not a crash
+            meta = parse_json(args["meta"], max_bytes=MAX_META_QUERY_CHARS, max_depth=2)
+        except JsonRefused as exc:
+            raise PinRequestError(f"meta must be a JSON object of strings: {exc}") from None
         query = replace(query, meta=_check_meta(meta))
     return query
 
@@ -388,10 +420,24 @@ class PinRequestStore:
         owner: str,
         releases: Sequence[str] = (),
         now_ms: int | None = None,
+        max_pending: int | None = None,
+        replacing: str | None = None,
     ) -> PinRequest:
         """Store a new ``queued`` request. ``created`` is unique across the store (a later
-        request made in the same millisecond gets the next one), as pagination needs."""
+        request made in the same millisecond gets the next one), as pagination needs.
+
+        With ``max_pending``, :class:`PendingLimitReached` if ``owner`` already has that many
+        requests queued or pinning (not counting ``replacing``, the request this one takes
+        the place of); the count and the insert are one transaction."""
         with self._lock, self._conn:
+            if max_pending is not None:
+                (pending,) = self._conn.execute(
+                    "SELECT COUNT(*) FROM pin_requests WHERE owner = ?"
+                    " AND status IN ('queued', 'pinning') AND requestid != ?",
+                    (owner, replacing or ""),
+                ).fetchone()
+                if pending >= max_pending:
+                    raise PendingLimitReached(owner, pending, max_pending)
             (last,) = self._conn.execute("SELECT MAX(created_ms) FROM pin_requests").fetchone()
             created = now_ms if now_ms is not None else _now_ms()
             if last is not None and created <= last:
@@ -492,6 +538,20 @@ class PinRequestStore:
         sql += " ORDER BY created_ms LIMIT ?"
         with self._lock:
             rows = self._conn.execute(sql, [*exclude, limit]).fetchall()
+        return [self._row(r) for r in rows]
+
+    def queued_heads(self, per_owner: int, exclude: Sequence[str] = ()) -> list[PinRequest]:
+        """The ``per_owner`` oldest queued requests of every token (not those in ``exclude``),
+        oldest first: what the fair scheduler (:mod:`daemon.pin_schedule`) chooses from,
+        however many requests one token has queued."""
+        marks = ",".join("?" * len(exclude))
+        inner = f"SELECT {_COLUMNS}, ROW_NUMBER() OVER (PARTITION BY owner ORDER BY created_ms)"
+        inner += " AS position FROM pin_requests WHERE status = 'queued'"
+        if exclude:
+            inner += f" AND requestid NOT IN ({marks})"
+        sql = f"SELECT {_COLUMNS} FROM ({inner}) WHERE position <= ? ORDER BY created_ms"
+        with self._lock:
+            rows = self._conn.execute(sql, [*exclude, per_owner]).fetchall()
         return [self._row(r) for r in rows]
 
     def list(self, query: ListQuery, owner: str | None = None) -> tuple[int, list[PinRequest]]:

@@ -1,9 +1,11 @@
 """The Pinning Service worker: pin requests move ``queued -> pinning -> pinned | failed``.
 
 :class:`PinningService` is what the ``/pins`` routes call (add, get, list, replace, remove) and
-what the daemon runs in its nursery (``await nursery.start(service.run)``). The worker takes
-queued requests oldest first, at most ``config.pin_max_concurrent`` at once, fetches each DAG
-(:func:`daemon.dag_fetch.fetch_dag`, from the request's origins and the network) within
+what the daemon runs in its nursery (``await nursery.start(service.run)``). The worker starts
+queued requests fairly across tokens (:mod:`daemon.pin_schedule`: round robin, at most
+``[pinning] max_concurrent_per_token`` fetches per token, ``max_concurrent`` in all), fetches
+each DAG (:func:`daemon.dag_fetch.fetch_dag`, from the request's public origins and the
+network) within
 ``config.pin_fetch_timeout_seconds``, and once every block is present pins the root with the
 reason ``remote``; a request that cannot complete becomes ``failed`` with the reason in
 ``info.status_details``. Requests left ``queued`` or ``pinning`` when the daemon stopped are
@@ -32,6 +34,7 @@ from dag import CID, parse_cid
 
 from .dag_fetch import DagFetchError, fetch_dag
 from .pin_requests import ListQuery, PinRequest, PinRequestStore, PinSpec
+from .pin_schedule import Queued, choose, per_token_slots
 from .pin_service import protected_bytes
 
 if TYPE_CHECKING:
@@ -63,6 +66,7 @@ class PinningService:
         self._lock = trio.Lock()  # pins and request rows change together under it
         self._wake = trio.Event()
         self._running: dict[str, trio.CancelScope] = {}
+        self._running_owner: dict[str, str] = {}  # request id -> token name, while fetching
         self._progress: dict[str, tuple[int, int]] = {}
         self._fallback_delegates: list[str] | None = None
 
@@ -100,7 +104,12 @@ class PinningService:
         return info
 
     async def add(self, pin: PinSpec, owner: str) -> PinRequest:
-        request = await trio.to_thread.run_sync(lambda: self.requests.add(pin, owner=owner))
+        """Queue a request; :class:`~daemon.pin_requests.PendingLimitReached` if ``owner``
+        has ``[pinning] max_pending_per_token`` requests queued or pinning already."""
+        limit = self.config.pin_max_pending_per_token
+        request = await trio.to_thread.run_sync(
+            lambda: self.requests.add(pin, owner=owner, max_pending=limit)
+        )
         self._wake.set()
         return request
 
@@ -131,15 +140,21 @@ class PinningService:
             old = await self.get(requestid, owner)
             if old is None:
                 return None
-            self._cancel(requestid)
             releases = [*old.releases, old.pin.key]
 
             def swap() -> PinRequest:
-                new = self.requests.add(pin, owner=owner, releases=releases)
+                new = self.requests.add(
+                    pin,
+                    owner=owner,
+                    releases=releases,
+                    max_pending=self.config.pin_max_pending_per_token,
+                    replacing=requestid,
+                )
                 self.requests.delete(requestid)
                 return new
 
-            new = await trio.to_thread.run_sync(swap)
+            new = await trio.to_thread.run_sync(swap)  # PendingLimitReached: nothing changed
+            self._cancel(requestid)
         self._wake.set()
         return new
 
@@ -151,23 +166,36 @@ class PinningService:
             if resumed:
                 log.info("resuming %d pin request(s) interrupted by the last stop", resumed)
             limit = max(1, self.config.pin_max_concurrent)
+            per_token = per_token_slots(limit, self.config.pin_max_concurrent_per_token)
             async with trio.open_nursery() as nursery:
                 task_status.started()
                 while True:
                     self._wake = trio.Event()
                     free = limit - len(self._running)
                     if free > 0:
-                        batch = await trio.to_thread.run_sync(
-                            self.requests.queued, free, list(self._running)
-                        )
-                        for request in batch:
+                        for request in await self._next(free, per_token):
                             scope = trio.CancelScope()
                             self._running[request.requestid] = scope
+                            self._running_owner[request.requestid] = request.owner
                             nursery.start_soon(self._work, request, scope)
                     await self._wake.wait()
         finally:
             _services.pop(self.node, None)
             self.close()
+
+    async def _next(self, free: int, per_token: int) -> Sequence[PinRequest]:
+        """The queued requests to start in ``free`` slots, fairly across tokens."""
+        heads = await trio.to_thread.run_sync(
+            self.requests.queued_heads, per_token, list(self._running)
+        )
+        by_id = {r.requestid: r for r in heads}
+        running: dict[str, int] = {}
+        for owner in self._running_owner.values():
+            running[owner] = running.get(owner, 0) + 1
+        picked = choose(
+            [Queued(r.requestid, r.owner, r.created_ms) for r in heads], running, free, per_token
+        )
+        return [by_id[q.requestid] for q in picked]
 
     def _cancel(self, requestid: str) -> None:
         scope = self._running.get(requestid)
@@ -185,6 +213,7 @@ class PinningService:
             )
         finally:
             self._running.pop(rid, None)
+            self._running_owner.pop(rid, None)
             self._progress.pop(rid, None)
             self._wake.set()
 
@@ -206,6 +235,7 @@ class PinningService:
                     timeout=self.config.pin_fetch_timeout_seconds,
                     max_parallel=MAX_PARALLEL_BLOCKS,
                     progress=progress,
+                    allow_private_origins=self.config.pin_allow_private_origins,
                 )
                 failure = None
             except DagFetchError as exc:

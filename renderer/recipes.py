@@ -14,6 +14,12 @@ Validation refuses, with a one-line :class:`RecipeError` naming the node and par
 unknown effect, a cycle, an input that is neither a recipe input nor a node, the wrong number or
 kind of inputs, an unknown or missing parameter, a parameter of the wrong type or out of range.
 The same checks run on a recipe record fetched by CID, since records come from anyone.
+
+YAML from users is bounded before it is built into Python values: at most
+:data:`MAX_YAML_BYTES`, collections nested at most :data:`MAX_YAML_DEPTH` deep and
+:data:`MAX_YAML_NODES` nodes once aliases are expanded, checked on PyYAML's event stream
+(which does not recurse), because the safe loader's composer recurses once per level (5,000
+levels end in ``RecursionError``) and aliases of aliases make a few lines expand a billionfold.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _TOP_KEYS = {"name", "description", "inputs", "nodes", "output"}
 _NODE_KEYS = {"effect", "input", "inputs", "params"}
 MAX_YAML_BYTES = 256 * 1024
+MAX_YAML_DEPTH = 64  # a recipe nests four levels (recipe > nodes > node > params)
+MAX_YAML_NODES = 100_000  # scalars and collections, aliases counted as what they repeat
 
 
 class RecipeError(RenderError, ValueError):
@@ -225,11 +233,49 @@ def _check_acyclic(nodes: Mapping[str, RecipeNode]) -> None:
             visit(node_id, [node_id])
 
 
+def _check_yaml_shape(text: str | bytes) -> None:
+    """:class:`RecipeError` if ``text`` nests deeper than :data:`MAX_YAML_DEPTH` or holds more
+    than :data:`MAX_YAML_NODES` nodes with its aliases expanded; read as events, so nothing
+    here recurses or expands."""
+    open_sizes: list[list[Any]] = []  # [anchor, nodes so far] per open collection
+    anchored: dict[str, int] = {}  # anchor -> nodes it stands for
+    total = 0
+
+    def count(size: int, anchor: str | None) -> None:
+        nonlocal total
+        if anchor is not None:
+            anchored[anchor] = size
+        if open_sizes:
+            open_sizes[-1][1] += size
+            size = open_sizes[-1][1]
+        else:
+            total += size
+            size = total
+        if size > MAX_YAML_NODES:
+            raise RecipeError(
+                f"recipe is too large: over {MAX_YAML_NODES} YAML nodes (aliases expanded)"
+            )
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(open_sizes) >= MAX_YAML_DEPTH:
+                raise RecipeError(f"recipe nests deeper than {MAX_YAML_DEPTH} levels")
+            open_sizes.append([event.anchor, 1])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, size = open_sizes.pop()
+            count(size, anchor)
+        elif isinstance(event, yaml.ScalarEvent):
+            count(1, event.anchor)
+        elif isinstance(event, yaml.AliasEvent):
+            count(anchored.get(event.anchor or "", 1), None)
+
+
 def load_recipe_yaml(text: str | bytes) -> Recipe:
     """Parse and validate a recipe written in YAML."""
     if len(text) > MAX_YAML_BYTES:
         raise RecipeError(f"recipe is {len(text)} bytes; the limit is {MAX_YAML_BYTES}")
     try:
+        _check_yaml_shape(text)
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RecipeError(f"recipe is not valid YAML: {' '.join(str(exc).split())}") from None

@@ -32,6 +32,9 @@ def kubo() -> Iterator[KuboInProcess]:
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
+    (tmp_path / "home").mkdir()
+    # Kubo's origins are on 127.0.0.1, which the Pinning Service refuses to dial by default
+    (tmp_path / "home" / "config.toml").write_text("[pinning]\nallow_private_origins = true\n")
     d = DaemonProcess(tmp_path / "home").start()
     try:
         yield d

@@ -34,6 +34,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonProce
     (root / "a").mkdir()
     (root / "a" / "config.toml").write_text(
         f"[pinning]\nfetch_timeout_seconds = {FETCH_TIMEOUT_S}\nmax_concurrent = 2\n"
+        "allow_private_origins = true\n"  # B's multiaddr is on 127.0.0.1
     )
     # no bootstrap: A knows B only through the origins of a pin request
     a = DaemonProcess(root / "a").start()

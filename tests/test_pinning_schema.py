@@ -51,7 +51,10 @@ CHECKS = [
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("schema") / "node"
     home.mkdir()
-    (home / "config.toml").write_text("[pinning]\nfetch_timeout_seconds = 2\n")
+    # every generated request carries the one token: no per-token rate limit here
+    (home / "config.toml").write_text(
+        "[pinning]\nfetch_timeout_seconds = 2\nrequests_per_minute = 0\n"
+    )
     add_token(home / "pinning-tokens", "schemathesis", token=TOKEN)
     daemon = DaemonProcess(home).start()
     try:
