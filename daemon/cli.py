@@ -23,7 +23,7 @@ from provenance import ProvenanceError
 
 from .client import DaemonError
 from .config import Config, ConfigError, load_config
-from .home import init_home
+from .home import init_home, private_umask
 from .node import open_node
 from .progress import byte_progress
 
@@ -135,6 +135,7 @@ def init(ctx: click.Context, password_stdin: bool) -> None:
     from webui import PasswordFile
 
     config = _config(ctx)
+    private_umask()  # whatever init creates is the owner's alone
     try:
         report = init_home(config)
     except (OSError, ProvenanceError) as exc:
@@ -343,18 +344,29 @@ def import_car(ctx: click.Context, file: str) -> None:
 
 @main.command()
 @click.option("--repair", is_flag=True, help="Delete blocks that fail (re-add or re-fetch them).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def verify(ctx: click.Context, repair: bool) -> None:
-    """Re-hash every block in the store and report any that do not match their CID."""
+def verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
+    """Re-hash every block in the store and report any that do not match their CID; walk
+    every pin and report those whose DAG lacks blocks. Exits 1 if anything is wrong."""
     config = _config(ctx)
 
     @_run
     async def go() -> None:
         async with open_node(config) as node:
             report = await node.verify(repair=repair)
-        for bad in report.bad:
-            click.echo(f"bad block: {bad}")
-        click.echo(f"checked {report.checked} blocks, {len(report.bad)} bad", err=True)
+        if as_json:
+            click.echo(json.dumps(report.to_json(), indent=2))
+        else:
+            for bad in report.bad:
+                click.echo(f"bad block: {bad}")
+            for pin in report.incomplete:
+                click.echo(pin.describe())
+            click.echo(
+                f"checked {report.checked} blocks, {len(report.bad)} bad;"
+                f" {report.pins_checked} pins, {len(report.incomplete)} incomplete",
+                err=True,
+            )
         if not report.ok:
             sys.exit(1)
 
@@ -402,6 +414,7 @@ def daemon(
     """Run the daemon: HTTP API and the libp2p network (rendering and federation as they land)."""
     from .runtime import Ready, run_daemon
 
+    private_umask()  # the databases, keys and files the daemon creates are the owner's alone
     try:
         config = load_config(
             _config(ctx).home,

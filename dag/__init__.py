@@ -9,7 +9,8 @@ from ._groups import first_error
 from ._varint import decode_uvarint, encode_uvarint
 from .blockstore import Blockstore, Pin, VerifyReport
 from .car import CarImportResult, CarReader, file_chunks, import_car, iter_car
-from .cids import Block, cid_to_str, parse_cid
+from .cids import MAX_DIGEST_SIZE, Block, check_cid, cid_to_str, identity_data, parse_cid
+from .completeness import IncompletePin
 from .dagcbor import decode as decode_dagcbor
 from .dagcbor import encode as encode_dagcbor
 from .dagcbor import record_block, to_dag_json, to_jsonable
@@ -41,6 +42,7 @@ from .walk import links_of, walk_dag
 __all__ = [
     "CID",
     "MAX_CHUNK_SIZE",
+    "MAX_DIGEST_SIZE",
     "PIN_REASONS",
     "POLICY_REASONS",
     "Block",
@@ -59,11 +61,13 @@ __all__ = [
     "GcReport",
     "ImportParams",
     "ImportResult",
+    "IncompletePin",
     "KuboBlockstore",
     "Pin",
     "StoreError",
     "StoreUsage",
     "VerifyReport",
+    "check_cid",
     "cid_to_str",
     "decode_dagcbor",
     "decode_uvarint",
@@ -72,6 +76,7 @@ __all__ = [
     "file_chunks",
     "file_size",
     "first_error",
+    "identity_data",
     "import_car",
     "import_chunks",
     "import_file",

@@ -12,14 +12,15 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from multiformats import CID
 
 from .cids import Block
-from .errors import BlockNotFound, StoreError
+from .errors import BlockCorrupt, BlockNotFound, CidError, StoreError
 
 if TYPE_CHECKING:  # dag.gc walks with dag.walk, which imports this module
+    from .completeness import IncompletePin
     from .gc import DagSize, GcReport, StoreUsage
 
 __all__ = ["Blockstore", "Pin", "VerifyReport"]
@@ -37,12 +38,26 @@ class Pin:
 
 @dataclass(slots=True)
 class VerifyReport:
+    """``checked`` blocks re-hashed, of which ``bad`` did not match; ``pins_checked`` pins
+    walked, of which ``incomplete`` lack blocks (:mod:`dag.completeness`)."""
+
     checked: int = 0
     bad: list[str] = field(default_factory=list)
+    pins_checked: int = 0
+    incomplete: list[IncompletePin] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.bad
+        return not self.bad and not self.incomplete
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "bad": list(self.bad),
+            "pins_checked": self.pins_checked,
+            "incomplete_pins": [pin.to_json() for pin in self.incomplete],
+        }
 
 
 class Blockstore(ABC):
@@ -90,7 +105,24 @@ class Blockstore(ABC):
 
     @abstractmethod
     async def verify(self) -> VerifyReport:
-        """Re-hash every block and report those whose bytes no longer match."""
+        """Re-hash every block and report those whose bytes no longer match; then walk every
+        pin (:meth:`check_pins`) and report those whose DAG lacks blocks."""
+
+    async def check_pins(self) -> tuple[int, list[IncompletePin]]:
+        """(pins walked, the incomplete ones): each recursive pin's whole DAG, each direct
+        pin's block. A block that fails its hash counts as missing here."""
+        from .completeness import completeness_steps
+        from .gc import drive_async
+
+        pins = await self.pins()
+
+        async def read(cid: CID) -> bytes | None:
+            try:
+                return await self.get(cid)
+            except (BlockNotFound, BlockCorrupt, CidError):
+                return None
+
+        return len(pins), await drive_async(completeness_steps(pins), read)
 
     async def aclose(self) -> None:
         """Release resources (HTTP clients, database handles)."""

@@ -3,8 +3,16 @@
 CARv1 is a varint-framed header (DAG-CBOR ``{"roots": [...], "version": 1}``) followed by
 varint-framed ``CID bytes ++ block bytes`` sections. No maintained Python CAR library exists, so
 this is written by hand (FACTS.md). :class:`CarReader` is sans-I/O: feed it bytes, it returns
-verified blocks; :func:`import_car` stores them and, if anything about the file is wrong,
-removes what this import added, so a bad CAR leaves the store as it was.
+verified blocks; :func:`import_car` stores them and pins the roots only once the whole DAG is
+present. An identity CID's section is checked by comparing its bytes with the CID's digest.
+
+A failed import pins nothing and deletes nothing: the blocks it wrote stay, unpinned, until a
+garbage collection finds them unreachable and older than its grace period (:mod:`dag.gc`). It
+must not delete them itself: while it ran, another writer (an upload through the API, a fetch,
+a second import, possibly in another process) may have stored the same blocks -- a put of a
+block already there writes nothing -- and be about to pin them or have pinned them already.
+No lock spans "put, then pin" across writers and processes, so the importer cannot tell;
+the collector can (it marks every pin, honours holds and re-puts, and spares young blocks).
 """
 
 from __future__ import annotations
@@ -61,8 +69,8 @@ def _split_cid(section: bytes) -> tuple[CID, int]:
     """Decode the CID at the start of a section; return it and its length in bytes."""
     try:
         return decode_cid_bytes(section)
-    except CidError:
-        raise CarError("malformed CAR: section does not start with a valid CID") from None
+    except CidError as exc:
+        raise CarError(f"malformed CAR: section does not start with a valid CID ({exc})") from None
 
 
 @dataclass(slots=True)
@@ -143,8 +151,10 @@ class CarImportResult:
 
 
 async def file_chunks(path: str | os.PathLike[str], size: int = 1 << 20) -> AsyncIterator[bytes]:
-    """Read a file as an async stream of chunks, the reads done in a worker thread."""
-    f = await trio.to_thread.run_sync(open, Path(path), "rb")
+    """Read a file as an async stream of chunks (each at most ``size`` bytes), the reads done
+    in a worker thread. Unbuffered: from a pipe, each chunk is what has arrived so far, so its
+    blocks are stored at once rather than after ``size`` bytes or the end of the input."""
+    f = await trio.to_thread.run_sync(lambda: open(Path(path), "rb", buffering=0))
     try:
         while chunk := await trio.to_thread.run_sync(f.read, size):
             yield chunk
@@ -158,8 +168,9 @@ async def import_car(
     """Store every block of a CAR stream after checking it against its CID.
 
     On any error (truncation, a mismatching block, a malformed section, a linked block that is
-    neither in the file nor already stored) the blocks this import added are deleted again and
-    :class:`CarError` is raised; the roots are pinned only when the whole DAG is present.
+    neither in the file nor already stored) :class:`CarError` is raised and nothing is pinned;
+    the blocks already written are left for garbage collection (see the module docstring), and
+    the message says how many. The roots are pinned only when the whole DAG is present.
     """
     reader = CarReader()
     added: list[CID] = []
@@ -191,9 +202,11 @@ async def import_car(
         if pin:
             for root in roots:
                 await store.pin(root)
-    except BaseException:
-        with trio.CancelScope(shield=True):
-            for cid in added:
-                await store.delete(cid)
-        raise
+    except CarError as exc:
+        if not added:
+            raise
+        raise CarError(
+            f"{exc}; the {len(added)} new blocks stored before the error are unpinned and go at"
+            " the next garbage collection (`artdag gc`)"
+        ) from None
     return CarImportResult(roots, reader.blocks, len(added))

@@ -18,10 +18,25 @@ from multiformats import CID, multibase, multicodec, multihash
 from ._varint import decode_uvarint, encode_uvarint
 from .errors import BlockCorrupt, CidError
 
-__all__ = ["CID", "DEFAULT_HASH", "Block", "cid_to_str", "multihash_key", "parse_cid"]
+__all__ = [
+    "CID",
+    "DEFAULT_HASH",
+    "MAX_DIGEST_SIZE",
+    "Block",
+    "check_cid",
+    "cid_to_str",
+    "identity_data",
+    "multihash_key",
+    "parse_cid",
+]
 
 DEFAULT_HASH = "sha2-256"
 SUPPORTED_CODECS = frozenset({"raw", "dag-pb", "dag-cbor"})
+IDENTITY = 0x00  # the multihash code of "identity": the digest is the block itself
+MAX_DIGEST_SIZE = 128
+"""The largest digest a CID may carry, identity or not: boxo's verifcid refuses larger ones
+(``DefaultMaxDigestSize`` and ``DefaultMaxIdentityDigestSize``, both 128 bytes). It also keeps
+a block's file name (its base32 multihash) far below the file system's 255-byte limit."""
 
 
 _HASHERS: dict[str, Callable[[bytes], bytes]] = {
@@ -69,6 +84,8 @@ def make_cid(version: int, codec: int | str, mh: bytes) -> CID:
         raise CidError("malformed multihash") from None
     if pos + length != len(mh):
         raise CidError("malformed multihash")
+    if length > MAX_DIGEST_SIZE:
+        raise CidError(_too_long(code, length))
     base, codec_obj, hash_obj = _parts(version, codec, code)
     if version == 0 and (codec_obj.name != "dag-pb" or hash_obj.name != "sha2-256"):
         raise CidError("CIDv0 is only for dag-pb blocks hashed with sha2-256")
@@ -83,11 +100,14 @@ def decode_cid_bytes(raw: bytes) -> tuple[CID, int]:
         version, pos = decode_uvarint(raw)
         codec, pos = decode_uvarint(raw, pos)
         start = pos
-        _, pos = decode_uvarint(raw, pos)
+        code, pos = decode_uvarint(raw, pos)
         length, pos = decode_uvarint(raw, pos)
         end = pos + length
         if version != 1 or end > len(raw):
             raise CidError("not a binary CIDv1")
+        # The multiformats spec (and go-cid) demand minimal varints: one CID, one encoding.
+        if b"".join(map(encode_uvarint, (version, codec, code, length))) != bytes(raw[:pos]):
+            raise CidError("not a binary CID: its varints are not minimally encoded")
         return make_cid(1, codec, bytes(raw[start:end])), end
     except CidError:
         raise
@@ -106,10 +126,48 @@ def parse_cid(value: str | bytes | CID) -> CID:
         if not value:
             raise CidError("empty CID")
     try:
-        return CID.decode(value)
+        cid = CID.decode(value)
     except Exception as exc:  # multiformats raises several error types
         shown = value if isinstance(value, str) else value.hex()
         raise CidError(f"not a valid CID: {shown[:80]!r} ({_first_line(exc)})") from None
+    return check_cid(cid)
+
+
+def _too_long(code: int, length: int) -> str:
+    if code == IDENTITY:
+        return (
+            f"identity CID too long: its digest (the inlined block) is {length} bytes, at most"
+            f" {MAX_DIGEST_SIZE} are allowed; larger blocks need a real hash"
+        )
+    return f"CID digest too long: {length} bytes, at most {MAX_DIGEST_SIZE} are allowed"
+
+
+def _raw_digest(cid: CID) -> memoryview:
+    """The digest inside the CID's multihash. Not ``cid.raw_digest``: multiformats' unwrap
+    raises and catches TypeErrors, whose tracebacks keep frames alive (see :func:`make_cid`)."""
+    mh = cid.digest
+    _, pos = decode_uvarint(mh)
+    length, pos = decode_uvarint(mh, pos)
+    return memoryview(mh)[pos : pos + length]
+
+
+def check_cid(cid: CID) -> CID:
+    """``cid`` itself if its digest is within :data:`MAX_DIGEST_SIZE`; else raise CidError.
+
+    CIDs decoded by other code (dag-cbor's tag 42, multiformats) go through here before a
+    store looks them up."""
+    length = len(_raw_digest(cid))
+    if length > MAX_DIGEST_SIZE:
+        raise CidError(_too_long(cid.hashfun.code, length))
+    return cid
+
+
+def identity_data(cid: CID) -> bytes | None:
+    """The block an identity CID inlines (its digest), or None for any other hash. Stores
+    answer such CIDs from the CID itself and never write them (as Kubo's blockstore does)."""
+    if cid.hashfun.code != IDENTITY:
+        return None
+    return bytes(_raw_digest(check_cid(cid)))
 
 
 def cid_to_str(cid: CID) -> str:
@@ -149,6 +207,11 @@ class Block:
     @classmethod
     def checked(cls, cid: CID, data: bytes) -> Block:
         """Make a block from bytes received from elsewhere; raise BlockCorrupt unless they match."""
+        inlined = identity_data(cid)
+        if inlined is not None:
+            if bytes(data) != inlined:
+                raise BlockCorrupt(f"block bytes do not match identity CID {cid_to_str(cid)}")
+            return cls(cid, data)
         hashfun = cid.hashfun.name
         if hashfun not in _HASHERS:
             raise BlockCorrupt(f"unsupported hash function {hashfun} in {cid_to_str(cid)}")

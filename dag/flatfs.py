@@ -10,6 +10,8 @@ Garbage collection (:meth:`FlatFsBlockstore.collect_garbage`) marks and sweeps i
 thread reading the files directly; how it stays safe beside live reads and writes (grace
 period, holds, one collection at a time) is told in :mod:`dag.gc`.
 
+Block files are created 0600 and directories 0700: a store is private to its owner.
+
 Durability: ``sync="batch"`` (default) fsyncs the blocks written since the last :meth:`flush`
 when flush is called (importers call it before any record refers to the blocks);
 ``"always"`` fsyncs each block before its rename; ``"never"`` leaves it to the OS.
@@ -32,8 +34,9 @@ import trio
 from multiformats import CID
 
 from .blockstore import Blockstore, Pin, VerifyReport
-from .cids import Block, cid_to_str, make_cid, multihash_key
-from .errors import BlockCorrupt, BlockNotFound, StoreError
+from .cids import Block, check_cid, cid_to_str, identity_data, make_cid, multihash_key
+from .completeness import IncompletePin, completeness_steps
+from .errors import BlockCorrupt, BlockNotFound, CidError, StoreError
 from .gc import (
     BlockAnswer,
     DagSize,
@@ -53,7 +56,7 @@ _SUFFIX = ".data"
 
 
 def _key(cid: CID) -> str:
-    return base64.b32encode(multihash_key(cid)).decode().rstrip("=")
+    return base64.b32encode(multihash_key(check_cid(cid))).decode().rstrip("=")
 
 
 def _key_bytes(key: str) -> bytes:
@@ -94,7 +97,7 @@ class FlatFsBlockstore(Blockstore):
         self.hash_on_read = hash_on_read
         self.blocks_dir = self.root / "blocks"
         self.sync = sync
-        self.blocks_dir.mkdir(parents=True, exist_ok=True)
+        self.blocks_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._known_dirs: set[Path] = set()
         self._unsynced: list[Path] = []
         self._lock = threading.Lock()
@@ -130,16 +133,18 @@ class FlatFsBlockstore(Blockstore):
 
     # -- sync primitives (run in worker threads) ------------------------------------------
     def _put_sync(self, block: Block) -> None:
+        if identity_data(block.cid) is not None:
+            return  # the CID holds the block: nothing to write
         path = self.path_for(block.cid)
         if path.exists() and self._refresh_existing(path, len(block.data)):
             return
         directory = path.parent
         if directory not in self._known_dirs:
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._known_dirs.add(directory)
         tmp = directory / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 view = memoryview(block.data)
                 while view:
@@ -185,6 +190,9 @@ class FlatFsBlockstore(Blockstore):
             _fsync_path(directory)
 
     def _get_sync(self, cid: CID) -> bytes:
+        inlined = identity_data(cid)
+        if inlined is not None:
+            return inlined
         try:
             data = self.path_for(cid).read_bytes()
         except FileNotFoundError:
@@ -224,12 +232,24 @@ class FlatFsBlockstore(Blockstore):
                     path.unlink(missing_ok=True)
             except Exception:
                 report.bad.append(f"unreadable block file {path.name}")
+        report.pins_checked, report.incomplete = self._check_pins_sync()
         return report
+
+    def _check_pins_sync(self) -> tuple[int, list[IncompletePin]]:
+        pins = pins_from_rows(self._pins.rows())
+        return len(pins), drive_sync(completeness_steps(pins), self._read_for_walk)
 
     # -- garbage collection (run in one worker thread; see dag.gc) --------------------------
     def _read_for_walk(self, cid: CID) -> BlockAnswer:
         """A block's bytes for a walk, unverified; a raw block's size only; None if absent."""
-        path = self.path_for(cid)
+        try:
+            inlined = identity_data(cid)
+            path = self.path_for(cid) if inlined is None else None
+        except CidError:
+            return None  # a digest longer than any CID of ours (linked from DAG-CBOR)
+        if inlined is not None:
+            return len(inlined) if cid.codec.name == "raw" else inlined
+        assert path is not None
         try:
             if cid.codec.name == "raw":
                 return os.stat(path).st_size
@@ -276,7 +296,7 @@ class FlatFsBlockstore(Blockstore):
     def _collect_sync(
         self, keep: list[CID], keep_shallow: list[CID], grace_s: float, check: Callable[[], None]
     ) -> GcReport:
-        fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # another process's collection: wait for it
             started = time.perf_counter()
@@ -378,12 +398,19 @@ class FlatFsBlockstore(Blockstore):
             await trio.to_thread.run_sync(self._put_many_sync, blocks)
 
     async def get(self, cid: CID) -> bytes:
+        inlined = identity_data(cid)
+        if inlined is not None:
+            return inlined
         return await trio.to_thread.run_sync(self._get_sync, cid)
 
     async def has(self, cid: CID) -> bool:
+        if identity_data(cid) is not None:
+            return True
         return await trio.to_thread.run_sync(self.path_for(cid).exists)
 
     async def delete(self, cid: CID) -> None:
+        if identity_data(cid) is not None:
+            return  # never stored
         await trio.to_thread.run_sync(lambda: self.path_for(cid).unlink(missing_ok=True))
 
     async def cids(self) -> AsyncIterator[CID]:
@@ -397,6 +424,9 @@ class FlatFsBlockstore(Blockstore):
 
     async def verify(self, *, repair: bool = False) -> VerifyReport:
         return await trio.to_thread.run_sync(self._verify_sync, repair)
+
+    async def check_pins(self) -> tuple[int, list[IncompletePin]]:
+        return await trio.to_thread.run_sync(self._check_pins_sync)
 
     async def pin(self, cid: CID, *, recursive: bool = True, reason: str = "local") -> None:
         check_reason(reason)

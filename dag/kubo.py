@@ -18,7 +18,7 @@ import trio
 from multiformats import CID
 
 from .blockstore import Blockstore, Pin, VerifyReport
-from .cids import Block, cid_to_str, parse_cid
+from .cids import Block, cid_to_str, identity_data, parse_cid
 from .errors import BlockCorrupt, BlockNotFound, StoreError
 from .gc import GcReport
 from .pin_table import PinTable, check_reason, pins_from_rows
@@ -67,6 +67,8 @@ class KuboBlockstore(Blockstore):
         return response
 
     async def put(self, block: Block) -> None:
+        if identity_data(block.cid) is not None:
+            return  # the CID holds the block: nothing to send
         codec = block.cid.codec.name
         params = {"mhtype": block.cid.hashfun.name, "pin": "false"}
         params.update({"format": codec} if self._legacy_format else {"cid-codec": codec})
@@ -80,10 +82,15 @@ class KuboBlockstore(Blockstore):
             await self.put(block)
 
     async def get(self, cid: CID) -> bytes:
+        inlined = identity_data(cid)
+        if inlined is not None:
+            return inlined
         response = await self._call("block/get", {"arg": cid_to_str(cid)})
         return Block.checked(cid, response.content).data
 
     async def has(self, cid: CID) -> bool:
+        if identity_data(cid) is not None:
+            return True
         try:
             await self._call("block/stat", {"arg": cid_to_str(cid)})
         except BlockNotFound:
@@ -93,6 +100,8 @@ class KuboBlockstore(Blockstore):
     async def delete(self, cid: CID) -> None:
         """Remove a block; a missing one is fine, a pinned one raises StoreError (the node
         reports per-block errors inside a 200 reply)."""
+        if identity_data(cid) is not None:
+            return  # never stored
         try:
             response = await self._call("block/rm", {"arg": cid_to_str(cid)})
         except BlockNotFound:
@@ -182,6 +191,7 @@ class KuboBlockstore(Blockstore):
                 report.bad.append(f"{cid_to_str(cid)}: {exc}")
                 if repair:
                     await self.delete(cid)
+        report.pins_checked, report.incomplete = await self.check_pins()
         return report
 
     async def aclose(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pty
@@ -13,6 +14,7 @@ import dag_cbor
 import pytest
 from multiformats import CID, multihash
 
+import dag
 from tests.cli_helpers import ARTDAG, Home
 from tests.wire import uvarint
 
@@ -192,8 +194,9 @@ def test_bad_config_value_is_named(home):
 
 def test_verify_reports_a_corrupted_block(home, tmp_path):
     (tmp_path / "f").write_bytes(os.urandom(4096))
-    home.run("add", str(tmp_path / "f"))
-    block = next((home.path / "store" / "blocks").glob("*/*.data"))
+    cid = home.last_line("add", str(tmp_path / "f"))  # one raw block: the file is its CID
+    key = base64.b32encode(bytes(dag.parse_cid(cid).digest)).decode().rstrip("=")
+    block = next((home.path / "store" / "blocks").glob(f"*/{key}.data"))
     raw = bytearray(block.read_bytes())
     raw[0] ^= 1
     block.write_bytes(bytes(raw))
@@ -201,6 +204,10 @@ def test_verify_reports_a_corrupted_block(home, tmp_path):
     assert proc.returncode == 1
     assert "bad block" in proc.stdout.decode()
     assert home.run("verify", "--repair", check=False).returncode == 1
+    repaired = home.run("verify", check=False)  # the bad block is gone: its pin lacks it now
+    assert repaired.returncode == 1
+    assert f"pin {cid} (recursive) is incomplete: missing 1 block" in repaired.stdout.decode()
+    home.run("add", str(tmp_path / "f"))
     assert home.run("verify").returncode == 0
 
 

@@ -17,7 +17,7 @@ import trio
 from libp2p.peer.id import ID as PeerID
 from libp2p.peer.peerinfo import PeerInfo
 
-from dag import CID, Block, Blockstore, cid_to_str
+from dag import CID, Block, Blockstore, cid_to_str, identity_data
 from dag.errors import BlockNotFound, DagError
 
 from .errors import BlockUnavailable, MessageError
@@ -88,6 +88,9 @@ class BlockClient:
         self, cid: CID, *, timeout: float | None = None
     ) -> tuple[bytes, bool]:
         """(bytes, fetched): ``fetched`` is False if the store already held the block."""
+        inlined = identity_data(cid)
+        if inlined is not None:  # an identity CID holds its block: never ask a peer for it
+            return inlined, False
         try:
             return await self.store.get(cid), False
         except BlockNotFound:
