@@ -177,6 +177,9 @@ async def test_every_gateway_response_for_user_content_is_sandboxed(app):
         assert response.headers.get("x-content-type-options") == "nosniff", (path, headers)
     plain = await client.get(f"/ipfs/{cid}")
     assert plain.headers["content-type"] == "text/plain"  # the type itself is unchanged
+    moved = await client.get(f"/ipfs/{folder}?x=a%20b%0D%0Ac&y=%C3%A9")
+    assert moved.status_code == 301
+    assert moved.headers["location"] == f"/ipfs/{folder}/?x=a%20b%0D%0Ac&y=%C3%A9"
 
 
 # -- finding 5: numbers and other headers that used to answer 500 ---------------------------

@@ -640,7 +640,7 @@ class _Gateway:
     ) -> Response:
         if not request.path.endswith("/"):
             # the query as sent, percent-encoded again where it is not plain URL characters
-            query = quote(request.query_string.decode("latin-1"), safe="/:@!$&'()*+,;=-._~?%")
+            query = quote(request.query_string, safe="/:@!$&'()*+,;=-._~?%")
             location = quote(request.path, safe="/:@!$&'()*+,;=-._~") + "/"
             location += f"?{query}" if query else ""
             return Response(b"", status=301, headers=headers | {"Location": location})
