@@ -77,11 +77,17 @@ async def dialable_origin(addr: str, *, allow_private: bool) -> str:
 
 
 async def dial_origins(
-    node: Node, origins: Sequence[str], *, timeout: float = 10.0, allow_private: bool = False
+    node: Node,
+    origins: Sequence[str],
+    *,
+    timeout: float = 10.0,
+    allow_private: bool = False,
+    refused: list[str] | None = None,
 ) -> int:
     """Dial each origin with ``/p2p/<peer id>`` concurrently, each within ``timeout`` seconds;
     returns how many connected. Loopback, private and other non-public addresses are not
-    dialled unless ``allow_private``. Failures and refusals are logged, never raised."""
+    dialled unless ``allow_private``; why each refused origin was refused is appended to
+    ``refused``. Failures and refusals are logged, never raised."""
     network = node.network
     if network is None or not origins:
         return 0
@@ -96,6 +102,8 @@ async def dial_origins(
             connected += 1
         except OriginRefused as exc:
             log.info("origin not dialled: %s", exc)
+            if refused is not None:
+                refused.append(str(exc))
         except (P2PError, trio.TooSlowError) as exc:
             log.info("origin %s not reached: %s", addr[:200], exc or "timed out")
 
@@ -125,6 +133,7 @@ async def fetch_dag(
         raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
     store = node.store
     shown = cid_to_str(root)
+    refused: list[str] = []
 
     async def get_block(cid: CID) -> tuple[bytes, bool]:
         try:
@@ -149,12 +158,16 @@ async def fetch_dag(
                     origins,
                     timeout=min(10.0, timeout),
                     allow_private=allow_private_origins,
+                    refused=refused,
                 )
                 result = await _walk_and_fetch(
                     get_block, root, max_inflight=max_parallel, progress=progress
                 )
         except trio.TooSlowError:
-            raise DagFetchError(f"{shown}: not every block arrived within {timeout:g} s") from None
+            why = f"{shown}: not every block arrived within {timeout:g} s"
+            if refused:  # say so: the client may have meant that origin to serve the DAG
+                why += f" (not dialled: {'; '.join(refused)[:600]})"
+            raise DagFetchError(why) from None
         except DagFetchError:
             raise
         except (P2PError, dag.DagError) as exc:

@@ -130,6 +130,35 @@ def test_dns_origins_are_dialled_at_a_checked_address() -> None:
         check_origin(origin, {"node.example": ["2001:4860:4860::8888"]})
 
 
+class _Dialler:
+    """Records what :func:`daemon.dag_fetch.dial_origins` would connect to."""
+
+    def __init__(self) -> None:
+        self.dialled: list[str] = []
+
+    async def connect(self, addr: str) -> str:
+        self.dialled.append(addr)
+        return PEER
+
+
+async def test_dial_origins_dials_only_public_origins_and_says_why_not() -> None:
+    from types import SimpleNamespace
+
+    from daemon.dag_fetch import dial_origins
+
+    network = _Dialler()
+    node: Any = SimpleNamespace(network=network)
+    public = f"/ip4/8.8.8.8/tcp/4001/p2p/{PEER}"
+    metadata = f"/ip4/169.254.169.254/tcp/80/p2p/{PEER}"
+    refused: list[str] = []
+    assert await dial_origins(node, [public, metadata], refused=refused) == 1
+    assert network.dialled == [public]  # nothing else was dialled
+    assert len(refused) == 1 and "169.254.169.254 is link-local" in refused[0]
+    network.dialled.clear()
+    assert await dial_origins(node, [metadata], allow_private=True) == 1
+    assert network.dialled == [metadata]
+
+
 # -- request limits (pure) and the store's pending cap ---------------------------------------------
 
 
