@@ -352,6 +352,14 @@ class DeliveryQueue:
         counts = {state: int(counted.get(str(state), 0)) for state in DeliveryState}
         return QueueStats(counts, self.next_due())
 
+    def count_for(self, activity_id: str) -> int:
+        """Rows (in any state) that deliver ``activity_id``."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COUNT(*) FROM deliveries WHERE activity_id = ?", (activity_id,)
+            ).fetchone()
+        return int(row[0])
+
     def rows(self, state: DeliveryState | str | None = None, limit: int = 100) -> list[Delivery]:
         """Rows newest first, optionally of one state (for ``artdag deliveries``)."""
         sql = f"SELECT {_COLUMNS} FROM deliveries"

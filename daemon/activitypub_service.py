@@ -418,7 +418,8 @@ class ActivityPubService:
         creator = self.creator.username
         previous = await trio.to_thread.run_sync(self.activities.published, creator, cid_text)
         if previous is not None:
-            return Published(previous, self.site.note_id(creator, cid_text), 0, True)
+            queued = await self._queue_if_never_queued(previous, creator)
+            return Published(previous, self.site.note_id(creator, cid_text), queued, True)
         mime = row.mime or "application/octet-stream"
         width, height = await self._dimensions(parsed, mime, row.size)
         work = WorkInfo(
@@ -438,6 +439,23 @@ class ActivityPubService:
         queued = await self._emit(create, creator, inboxes, listed=True, cid=cid_text)
         log.info("published %s to %d inboxes", cid_text, queued)
         return Published(create["id"], note["id"], queued, False)
+
+    async def _queue_if_never_queued(self, activity_id: str, creator: str) -> int:
+        """Queue a stored activity that has no delivery at all: the daemon died (or the queue
+        failed) between storing it and queueing it, so no follower has it. Otherwise nothing
+        is sent again (receivers have it or the queue is retrying)."""
+        if await trio.to_thread.run_sync(self.queue.count_for, activity_id):
+            return 0
+        activity = await trio.to_thread.run_sync(self.activities.activity, activity_id)
+        if activity is None:
+            return 0
+        inboxes = await trio.to_thread.run_sync(
+            lambda: self.followers.delivery_inboxes(creator, self.config_blocks)
+        )
+        body = json.dumps(activity, separators=(",", ":")).encode()
+        queued = await trio.to_thread.run_sync(self.queue.enqueue, activity_id, inboxes, body)
+        self.worker.wake()
+        return queued
 
     async def _dimensions(self, cid: Any, mime: str, size: int) -> tuple[int | None, int | None]:
         """Width and height of a video or image (probed in the renderer's sandbox)."""

@@ -1,0 +1,136 @@
+"""The crash campaign in short (``bench/crash.py`` runs it with 100 kills), and the bugs it
+found, each as a test of its own."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from dag.sqlite_db import open_sqlite
+from tests.ap_remote import remote_server
+from tests.crash_campaign import CampaignSettings, campaign_daemon, kill_schedule, run_campaign
+from tests.daemons import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_five_kills_leave_nothing_corrupt_lost_or_duplicated(tmp_path: Path) -> None:
+    settings = CampaignSettings(workdir=tmp_path, kills=5, seed=16, max_seconds=240)
+    result = trio.run(run_campaign, settings)
+    report = "\n".join(result.report())
+    assert result.kills == 5, report
+    assert not result.stopped_early, report
+    ops = result.ops
+    assert sum(s.completed for s in ops.values()) > 10, report  # the workload did work
+    assert sum(s.interrupted for s in ops.values()) >= 1, report  # and the kills hit some
+    assert all(result.findings.runs[c] >= 6 for c in ("verify", "acknowledged kept")), report
+    assert result.findings.runs["publishes delivered"] == 1, report
+    summary = result.summary()
+    assert summary.startswith("kills=5 corrupt=0 lost=0 duplicated=0 "), report
+
+
+def test_the_kill_schedule_is_fixed_by_the_seed() -> None:
+    assert kill_schedule(20, 7) == kill_schedule(20, 7)
+    assert kill_schedule(20, 7) != kill_schedule(20, 8)
+    plans = kill_schedule(200, 0)
+    assert 5 <= sum(p.at_startup for p in plans) <= 40
+    assert all(0.05 <= p.delay_s <= 4.0 for p in plans)
+
+
+_OTHER_WRITER = """
+import sys
+sys.path.insert(0, {root!r})
+from dag.sqlite_db import open_sqlite
+conn = open_sqlite({db!r})
+conn.execute("INSERT INTO t VALUES (2)")
+conn.commit()
+conn.close()
+"""
+
+
+def test_a_second_connection_in_one_process_keeps_its_writes_safe_from_another_process(
+    tmp_path: Path,
+) -> None:
+    """The daemon opens index.db several times (index, step cache, market, ...); ``artdag add``
+    beside it opens, writes and closes the same file. Opening a connection must not drop the
+    daemon's SQLite (POSIX) locks on the file — closing any descriptor of a file drops them
+    all — or the CLI's last close checkpoints and deletes the WAL the daemon is still writing
+    to, and the daemon's later commits vanish (the crash campaign lost acknowledged uploads
+    this way)."""
+    db = str(tmp_path / "index.db")
+    daemon = open_sqlite(db)
+    daemon.execute("CREATE TABLE t (x)")
+    daemon.execute("INSERT INTO t VALUES (1)")
+    daemon.commit()
+    second = open_sqlite(db)  # another service of the same process
+    code = _OTHER_WRITER.format(root=str(ROOT), db=db)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    daemon.execute("INSERT INTO t VALUES (3)")
+    daemon.commit()
+    assert os.path.exists(db + "-wal")
+    with sqlite3.connect(db) as fresh:
+        assert sorted(r[0] for r in fresh.execute("SELECT x FROM t")) == [1, 2, 3]
+    second.close()
+    daemon.close()
+
+
+@pytest.mark.slow
+def test_a_publish_killed_between_storing_and_queueing_is_delivered_when_repeated(
+    tmp_path: Path,
+) -> None:
+    """The Create is stored (activitypub.db) before its deliveries are queued (deliveries.db):
+    a daemon killed in between used to leave a work that ``publish`` calls already published
+    and that no follower ever receives. Held here deterministically: the queue's database is
+    locked while the publish runs, and the daemon is killed once the Create is stored."""
+    daemon = campaign_daemon(tmp_path / "home", CampaignSettings(tmp_path, p2p=False)).start()
+    try:
+        with remote_server(("anna",)) as remote:
+            actor = daemon.api_url + "/users/alice"
+            follow = remote.follow(actor, "anna")
+            assert (
+                remote.signed_post(daemon.api_url + "/inbox", follow, name="anna").status_code
+                == 202
+            )
+            wait_until(lambda: remote.of_type("Accept"), 20, "the Accept")
+            cid = daemon.add_bytes(os.urandom(2000), "work.bin")["cid"]
+
+            def stored() -> bool:
+                with sqlite3.connect(
+                    f"file:{daemon.home / 'activitypub.db'}?mode=ro", uri=True
+                ) as db:
+                    query = "SELECT 1 FROM activities WHERE cid = ? AND type = 'Create'"
+                    return db.execute(query, (cid,)).fetchone() is not None
+
+            def publish() -> None:
+                with contextlib.suppress(httpx.HTTPError):  # killed while it waits for the queue
+                    daemon.api("POST", "/api/v1/activitypub/publish", json={"cid": cid})
+
+            blocker = sqlite3.connect(daemon.home / "deliveries.db", timeout=5)
+            blocker.execute("BEGIN EXCLUSIVE")
+            publishing = threading.Thread(target=publish)
+            try:
+                publishing.start()
+                wait_until(stored, 20, "the Create stored")
+                daemon.kill()
+            finally:
+                blocker.rollback()
+                blocker.close()
+                publishing.join(60)
+            daemon.restart()
+            again = daemon.api("POST", "/api/v1/activitypub/publish", json={"cid": cid}).json()
+            assert again["already_published"], again
+            wait_until(
+                lambda: remote.handled("Create").get(again["activity"]), 20, "the Create delivered"
+            )
+    finally:
+        daemon.stop()
