@@ -309,9 +309,17 @@ def _file_node(cid: CID, data: bytes) -> tuple[PBNode, UnixFSData]:
     meta = UnixFSData.decode(node.data)
     if meta.type not in (UnixFSType.FILE, UnixFSType.RAW):
         raise CodecError(f"{cid} is a UnixFS {meta.type.name.lower()}, not a file")
-    if meta.blocksizes and len(meta.blocksizes) != len(node.links):
+    if len(meta.blocksizes) != len(node.links):  # also links without any blocksizes
         raise CodecError(f"{cid}: UnixFS blocksizes do not match its links")
+    # go-unixfs keeps filesize = inline data + blocksizes; a node that says otherwise would
+    # make file_size (the gateway's Content-Length) disagree with the bytes read_file yields.
+    if meta.filesize is not None and meta.filesize != _content_size(meta):
+        raise CodecError(f"{cid}: UnixFS filesize {meta.filesize} is not its data + blocksizes")
     return node, meta
+
+
+def _content_size(meta: UnixFSData) -> int:
+    return len(meta.data or b"") + sum(meta.blocksizes)
 
 
 async def file_size(store: Blockstore, cid: CID) -> int:
@@ -340,26 +348,39 @@ async def read_file(
 
 
 async def _read(store: Blockstore, cid: CID, start: int, end: int | None) -> AsyncIterator[bytes]:
-    if end is not None and end <= start:
-        return
-    data = await store.get(cid)
-    if cid.codec.name == "raw":
-        yield data[start:end]
-        return
-    if cid.codec.name != "dag-pb":
-        raise CodecError(f"{cid} is {cid.codec.name}, not a UnixFS file")
-    node, meta = _file_node(cid, data)
-    pos = 0
-    inline = meta.data or b""
-    if inline:
-        if start < len(inline):
-            yield inline[start:end]
-        pos = len(inline)
-    for link, size in zip(node.links, meta.blocksizes, strict=True):
-        if end is not None and pos >= end:
-            break
-        if pos + size > start:
-            sub_end = None if end is None else min(size, end - pos)
-            async for piece in _read(store, link.cid, max(0, start - pos), sub_end):
-                yield piece
-        pos += size
+    """Depth first, in file order, with an explicit stack of (cid, start, end, size) rather
+    than one nested generator per level: a peer can serve a DAG thousands of levels deep, which
+    the interpreter's recursion limit would turn into a RecursionError. ``size`` is what the
+    parent's blocksizes promise for the child; a child holding another amount is refused, so a
+    range read and a whole read always agree with each other and with :func:`file_size`."""
+    stack: list[tuple[CID, int, int | None, int | None]] = [(cid, start, end, None)]
+    while stack:
+        cid, start, end, size = stack.pop()
+        if end is not None and end <= start:
+            continue
+        data = await store.get(cid)
+        if cid.codec.name == "raw":
+            if size is not None and len(data) != size:
+                raise CodecError(f"{cid} holds {len(data)} bytes, its parent says {size}")
+            yield data[start:end]
+            continue
+        if cid.codec.name != "dag-pb":
+            raise CodecError(f"{cid} is {cid.codec.name}, not a UnixFS file")
+        node, meta = _file_node(cid, data)
+        if size is not None and _content_size(meta) != size:
+            raise CodecError(f"{cid} holds {_content_size(meta)} bytes, its parent says {size}")
+        pos = 0
+        inline = meta.data or b""
+        if inline:
+            if start < len(inline):
+                yield inline[start:end]
+            pos = len(inline)
+        children: list[tuple[CID, int, int | None, int | None]] = []
+        for link, blocksize in zip(node.links, meta.blocksizes, strict=True):
+            if end is not None and pos >= end:
+                break
+            if pos + blocksize > start:
+                sub_end = None if end is None else min(blocksize, end - pos)
+                children.append((link.cid, max(0, start - pos), sub_end, blocksize))
+            pos += blocksize
+        stack.extend(reversed(children))

@@ -41,7 +41,7 @@ from typing import Any
 
 from multiformats import multicodec, multihash
 
-from dag import CID, Block, encode_uvarint
+from dag import CID, Block, check_cid, encode_uvarint
 from dag.errors import DagError
 
 from .errors import MessageError
@@ -241,7 +241,7 @@ def _message_parts(msg: Message, protocol: str, blocks: list[Block] | None) -> l
                 _put_varint_field(p, 2, int(presence.type))
             _put_bytes(out, 4, bytes(p))
     if msg.pending_bytes:
-        _put_varint_field(out, 5, msg.pending_bytes)
+        _put_varint_field(out, 5, msg.pending_bytes % _INT32_WRAP)  # int32: may be negative
     if out:
         parts.append(bytes(out))
     return parts
@@ -327,7 +327,7 @@ def _decode_presence(view: memoryview) -> Presence:
 
 def _cid(view: memoryview, what: str) -> CID:
     try:
-        return CID.decode(bytes(view))
+        return check_cid(CID.decode(bytes(view)))  # a digest over 128 bytes: refused
     except Exception:
         raise MessageError(f"bitswap {what} holds an invalid CID") from None
 
