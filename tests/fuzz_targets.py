@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,6 @@ class Target:
     owner: str  # the module the target exercises, for reports
     strategy: Callable[[], st.SearchStrategy[bytes]] | None = None
     notes: str = ""
-    tags: tuple[str, ...] = field(default=())
 
 
 def classify(target: Target, data: bytes) -> str:
@@ -169,7 +169,8 @@ def _cid_bytes_seeds() -> list[bytes]:
 
 
 def _run_car(data: bytes) -> None:
-    """The whole input fed at once, then again in 7-byte pieces: same blocks, same verdict."""
+    """The whole input fed at once, then again cut in pieces (inside the first varints and at
+    a few places further on): same blocks, same verdict."""
     whole = dag.CarReader()
     outcome: list[Any] = []
     try:
@@ -182,8 +183,10 @@ def _run_car(data: bytes) -> None:
     pieces = dag.CarReader()
     seen: list[Any] = []
     try:
-        for at in range(0, len(data), 7):
-            seen += [b.cid for b in pieces.feed(data[at : at + 7])]
+        n = len(data)
+        cuts = sorted({0, 1, 2, 7, n // 3, n // 2, 2 * n // 3, n})
+        for at, until in itertools.pairwise(cuts):
+            seen += [b.cid for b in pieces.feed(data[at:until])]
         pieces.finish()
     except dag.CarError as exc:
         assert whole_error is not None, f"fed in pieces, a valid CAR failed: {exc}"
@@ -410,6 +413,88 @@ def _market_seeds() -> list[bytes]:
     return [dag.encode_dagcbor(_signed("job", JOBS, **p)) for p in _job_payloads()]
 
 
+@functools.cache
+def _volunteer() -> Any:
+    from provenance import Identity
+
+    return Identity.from_seed(bytes(range(1, 33)))
+
+
+def _run_market_book(data: bytes) -> None:
+    """A sequence of market messages (a DAG-CBOR list) applied to the requester's
+    :class:`JobBook` and the volunteer's :class:`VolunteerBook` the way
+    ``daemon/market_requester.py`` and ``market_volunteer.py`` apply them once gossip has
+    accepted each one (schema-valid; signatures are anyone's to make). Nothing may raise."""
+    from provenance import RecordError, parse_timestamp, validate_record
+    from renderer.market import JobBook, JobError, JobSpec, SlotResult, VolunteerBook
+
+    records = dag.decode_dagcbor(data)
+    records = records if isinstance(records, list) else [records]
+    book = JobBook("0123456789abcdef", replicas=3, lease_s=30)
+    volunteer = VolunteerBook(did=_volunteer().did, capacity=2)
+    now = FIXED_NOW
+    for record in records:
+        try:
+            validate_record(record)
+        except RecordError:
+            continue  # gossip rejects it: no handler sees it
+        kind, signer = record["type"], record.get("signer", "did:key:nobody")
+        now += 1
+        if kind == "job":
+            with contextlib.suppress(JobError):
+                volunteer.see_job(JobSpec.from_record(record), now)
+        elif kind == "offer" and record["job"] == book.job_id:
+            book.offer(signer, record["capacity"], now)
+            for slot, offer in zip(book.grantable(now), book.candidates(), strict=False):
+                book.grant(slot, offer.volunteer, now)  # LeaseError here would be a bug
+        elif kind == "heartbeat":
+            book.renew(signer, record["slot"], now, record["frames"])
+        elif kind == "release":
+            book.release(signer, record["slot"])
+        elif kind == "result":
+            receipt = record["receipt"]
+            result = SlotResult(signer, record["slot"], receipt, receipt, "key",
+                                record.get("duration_ms"), 1)  # fmt: skip
+            book.result(signer, record["slot"], result)
+        elif kind == "lease":
+            expires = parse_timestamp(record["expires"]).timestamp()
+            volunteer.on_lease(record["job"], record["slot"], record["volunteer"], expires,
+                               signer, now)  # fmt: skip
+        elif kind == "job-close":
+            volunteer.on_close(record["job"], signer)
+        book.verdict()
+        book.needs_another_replica()
+        volunteer.offerable(now)
+    book.expire_due(now + 3600)
+    volunteer.expired(now + 3600)
+
+
+def _market_book_seeds() -> list[bytes]:
+    from p2p.gossip import JOBS
+    from provenance import sign_record
+
+    me, them = _identity(), _volunteer()
+    job = "0123456789abcdef"
+    later = datetime.fromtimestamp(FIXED_NOW + 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    receipt = dag.record_block({"receipt": 1}).cid
+
+    def by(identity: Any, type_name: str, **payload: Any) -> dict[str, Any]:
+        record = _signed(type_name, JOBS, **payload)
+        del record["sig"], record["signer"]
+        return sign_record(record, identity)
+
+    script = [
+        _signed("job", JOBS, **_job_payloads()[0]),
+        by(them, "offer", job=job, requester=me.did, capacity=2),
+        by(me, "lease", job=job, slot=0, volunteer=them.did, expires=later),
+        by(them, "heartbeat", job=job, slot=0, requester=me.did, frames=10),
+        by(them, "result", job=job, slot=0, requester=me.did, receipt=receipt, duration_ms=5),
+        by(them, "release", job=job, slot=0, requester=me.did, reason="busy"),
+        by(me, "job-close", job=job, status="done", cache_id=receipt, output=receipt),
+    ]
+    return [dag.encode_dagcbor(script), dag.encode_dagcbor(script[1:4] * 3)]
+
+
 # --- bitswap ----------------------------------------------------------------------------------
 
 
@@ -547,14 +632,17 @@ BOB = "http://127.0.0.1:9000/users/bob"
 
 
 def _run_inbox(data: bytes) -> None:
-    """What ``ActivityPubService.inbox`` does with a body once the signature held: JSON (the
-    route answers 400 for the two errors accepted here), then :func:`handle_inbox`."""
+    """What ``ActivityPubService.inbox`` does with a body once the signature held: the bounded
+    JSON parser (its JsonRefused is the route's 400), then :func:`handle_inbox`."""
+    from activitypub_bridge import parse_json
     from activitypub_bridge.inbox import Decision, handle_inbox
+    from daemon.config import Config
 
-    activity = json.loads(data)
+    activity = parse_json(data, max_bytes=Config().ap_max_inbox_bytes)
     site, creators = _inbox_world()
     decisions = handle_inbox(site, creators, activity, BOB, blocked=lambda host: False)
-    assert decisions and all(isinstance(d, Decision.__args__) for d in decisions)  # type: ignore[attr-defined]
+    kinds = Decision.__args__  # type: ignore[attr-defined]
+    assert decisions and all(isinstance(d, kinds) for d in decisions)
 
 
 def _inbox_seeds() -> list[bytes]:
@@ -593,11 +681,15 @@ def _inbox_seeds() -> list[bytes]:
 
 
 def _run_gateway_headers(data: bytes) -> None:
-    """``Range``, ``If-None-Match`` and ``If-Range`` (one per line) against a few sizes."""
+    """The gateway's request headers, one per line: ``Range``, ``If-None-Match``, ``If-Range``,
+    ``Accept``, ``?format=``, ``X-Forwarded-For``, ``?filename=``; the whole input is also
+    sniffed as a file's first bytes. Only GatewayError (a 400/406) may come out."""
+    from webui.client_limits import client_address
+    from webui.gateway import content_disposition, requested_format, sniff_content_type
     from webui.gateway_ranges import RangeKind, if_none_match_hits, if_range_allows, parse_range
 
     lines = data.decode("latin-1").split("\n")
-    range_h, inm, if_range = ([*lines, "", "", ""])[:3]
+    range_h, inm, if_range, accept, fmt, forwarded, filename = [*lines, *[""] * 7][:7]
     etag = '"bafkreigh2akiscaildc"'
     for size in (0, 1, 100, 2**40):
         for cap in (None, 7):
@@ -611,11 +703,19 @@ def _run_gateway_headers(data: bytes) -> None:
     assert isinstance(if_none_match_hits(inm or None, etag), bool)
     assert isinstance(if_range_allows(if_range or None, etag), bool)
     assert isinstance(if_range_allows(if_range or None, "W/" + etag), bool)
+    assert "/" in sniff_content_type(data[:512], whole=len(data) <= 512)
+    content_disposition("inline", filename or None).encode("latin-1")  # a header must encode
+    assert client_address("127.0.0.1", forwarded, trust_forwarded_for=True)
+    requested_format(None, accept or None)
+    requested_format(fmt or None, accept or None)
 
 
 def _gateway_seeds() -> list[bytes]:
     return [
-        b'bytes=0-99\n"bafkreigh2akiscaildc"\n"bafkreigh2akiscaildc"',
+        b'bytes=0-99\n"bafkreigh2akiscaildc"\n"bafkreigh2akiscaildc"\n'
+        b"application/vnd.ipld.car;version=1;q=0.5, application/vnd.ipld.raw\n\n"
+        b"203.0.113.9, 127.0.0.1\nclip \xe9t\xe9.mp4",
+        b"bytes=1-2\n\n\ntext/html\ndag-json\n::1\nx.txt",
         b'bytes=-5\nW/"x", "y"\n"z"',
         b"bytes=10-\n*\nSat, 01 Jan 2000 00:00:00 GMT",
         b"bytes=1-2,5-6\n\n",
@@ -627,15 +727,13 @@ def _gateway_seeds() -> list[bytes]:
 
 
 def _run_pin_body(data: bytes) -> None:
-    """``POST /pins`` and ``POST /pins/{id}``: JSON (the route's ValueError is a 400), then
-    :func:`parse_pin_body`."""
-    from daemon.pin_requests import PinRequestError, parse_pin_body
+    """``POST /pins`` and ``POST /pins/{id}`` as ``api_pinning._pin_body`` reads them (its
+    JsonRefused becomes a 400), then :func:`parse_pin_body`."""
+    from activitypub_bridge import parse_json
+    from daemon.api_pinning import MAX_BODY_BYTES, MAX_BODY_DEPTH
+    from daemon.pin_requests import parse_pin_body
 
-    try:
-        body = json.loads(data)
-    except ValueError as exc:
-        raise PinRequestError(str(exc)) from None
-    parse_pin_body(body)
+    parse_pin_body(parse_json(data, max_bytes=MAX_BODY_BYTES, max_depth=MAX_BODY_DEPTH))
 
 
 def _pin_body_seeds() -> list[bytes]:
@@ -705,9 +803,11 @@ def _run_config(data: bytes) -> None:
 
 
 def _config_seeds() -> list[bytes]:
+    peer = "12D3KooWGRUVhBpSkRd9WqxDSPkC4uR8jTsjH7N3ZWw8nqAx7CxE"
     return [
-        b"[daemon]\napi_port = 5001\n\n[gateway]\nburst = 20\n",
-        b'[p2p]\nbootstrap = ["/ip4/127.0.0.1/tcp/4001"]\n',
+        b'[node]\nuser = "alice"\n\n[http]\nport = 8765\nmax_upload_bytes = 1000000\n',
+        f'[p2p]\nbootstrap = ["/ip4/127.0.0.1/tcp/4001/p2p/{peer}"]\nmdns = false\n'.encode(),
+        b'[store]\nsync = "never"\n[import]\nchunk_size = 262144\ncid_version = 0\n',
         b"",
     ]
 
@@ -732,6 +832,9 @@ def _error_types() -> dict[str, tuple[type[BaseException], ...]]:
 
 
 def _targets() -> dict[str, Target]:
+    from activitypub_bridge import JsonRefused
+    from webui.gateway import GatewayError
+
     err = _error_types()
     gossip_note = "validate() returns Accept or Reject and never raises"
     items = [
@@ -796,6 +899,13 @@ def _targets() -> dict[str, Target]:
             "renderer/market/jobspec.py",
         ),
         Target(
+            "market-book",
+            _run_market_book,
+            (dag.CodecError,),
+            _market_book_seeds,
+            "renderer/market/leases.py, volunteer.py",
+        ),
+        Target(
             "bitswap-message",
             _run_bitswap,
             err["bitswap"],
@@ -820,14 +930,24 @@ def _targets() -> dict[str, Target]:
         Target(
             "inbox",
             _run_inbox,
-            (json.JSONDecodeError, UnicodeDecodeError),
+            (JsonRefused,),
             _inbox_seeds,
             "activitypub_bridge/inbox.py",
         ),
         Target(
-            "gateway-headers", _run_gateway_headers, (), _gateway_seeds, "webui/gateway_ranges.py"
+            "gateway-headers",
+            _run_gateway_headers,
+            (GatewayError,),
+            _gateway_seeds,
+            "webui/gateway_ranges.py, webui/gateway.py",
         ),
-        Target("pin-body", _run_pin_body, err["pin"], _pin_body_seeds, "daemon/pin_requests.py"),
+        Target(
+            "pin-body",
+            _run_pin_body,
+            (*err["pin"], JsonRefused),
+            _pin_body_seeds,
+            "daemon/pin_requests.py",
+        ),
         Target("pin-query", _run_pin_query, err["pin"], _pin_query_seeds, "daemon/pin_requests.py"),
         Target("recipe-yaml", _run_recipe, err["recipe"], _recipe_seeds, "renderer/recipes.py"),
         Target("config-toml", _run_config, err["config"], _config_seeds, "daemon/config.py"),
