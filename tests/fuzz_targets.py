@@ -540,7 +540,14 @@ class _ChunkStream:
         self.chunks = chunks
 
     async def read(self, n: int | None = None) -> bytes:
-        return self.chunks.pop(0) if self.chunks else b""
+        """At most ``n`` bytes, never more than one chunk (as a muxed stream reads)."""
+        if not self.chunks:
+            return b""
+        chunk = self.chunks.pop(0)
+        if n is not None and len(chunk) > n:
+            chunk, rest = chunk[:n], chunk[n:]
+            self.chunks.insert(0, rest)
+        return chunk
 
 
 def _run_bitswap_frames(data: bytes) -> None:
@@ -564,6 +571,39 @@ def _frame_seeds() -> list[bytes]:
     from p2p.bitswap.framing import frame
 
     return [bytes([i]) + b"".join(frame(s) for s in _bitswap_seeds()[:2]) for i in (0, 3)]
+
+
+def _run_repo_heads(data: bytes) -> None:
+    """The heads exchange of repo sync: frames off a stream cut where the first byte says,
+    each read as a request and as a reply, and verified as a commit block would be."""
+    from p2p.repo.chain import RepoError, verify_commit
+    from p2p.repo.heads_protocol import decode_reply, decode_request, read_frame
+
+    step = 1 + (data[0] % 13) if data else 1
+    body = data[1:]
+    stream = _ChunkStream([body[i : i + step] for i in range(0, len(body), step)])
+    for _ in range(len(body) + 1):
+        if not stream.chunks:
+            return
+        value = drive(read_frame(stream))  # type: ignore[arg-type]
+        for read in (decode_request, decode_reply):
+            with contextlib.suppress(RepoError):
+                read(value)
+        with contextlib.suppress(RepoError):
+            verify_commit(value, _identity().did)
+    raise AssertionError("more frames than bytes")
+
+
+def _repo_heads_seeds() -> list[bytes]:
+    from p2p.bitswap.framing import frame
+    from p2p.repo.chain import append
+
+    me = _identity()
+    commit = append(me, None, _SEED_CID)
+    request = {"heads": [{"repo": me.did, "seq": 0}]}
+    reply = {"heads": [dag.decode_dagcbor(s) for s in _heads_seeds()]}
+    frames = b"".join(frame(dag.encode_dagcbor(v)) for v in (request, reply, commit))
+    return [b"\x00" + frames, b"\x04" + frames]
 
 
 # --- HTTP signatures (draft-cavage and RFC 9421) ----------------------------------------------
@@ -812,6 +852,12 @@ def _config_seeds() -> list[bytes]:
     ]
 
 
+def _repo_error() -> type[BaseException]:
+    from p2p.repo.chain import RepoError
+
+    return RepoError
+
+
 def _error_types() -> dict[str, tuple[type[BaseException], ...]]:
     from activitypub_bridge.http_signatures import SignatureRejected
     from daemon.config import ConfigError
@@ -918,6 +964,13 @@ def _targets() -> dict[str, Target]:
             err["bitswap"],
             _frame_seeds,
             "p2p/bitswap/framing.py",
+        ),
+        Target(
+            "repo-heads",
+            _run_repo_heads,
+            (_repo_error(),),
+            _repo_heads_seeds,
+            "p2p/repo/heads_protocol.py, chain.py",
         ),
         Target(
             "http-signature",
