@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import stat
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -321,8 +322,9 @@ def export_car(ctx: click.Context, cid: str, output: str) -> None:
 def import_car(ctx: click.Context, file: str) -> None:
     """Import a CARv1 file, verifying every block; print its roots."""
     config = _config(ctx)
-    _open_readable(file).close()
-    size = Path(file).stat().st_size
+    stream = _open_readable(file)  # opened once: a FIFO's writer sees one reader throughout
+    info = os.fstat(stream.fileno())
+    size = info.st_size if stat.S_ISREG(info.st_mode) else None
 
     @_run
     async def go() -> None:
@@ -330,7 +332,7 @@ def import_car(ctx: click.Context, file: str) -> None:
             with byte_progress(f"importing {Path(file).name}", size) as advance:
 
                 async def counted() -> AsyncIterator[bytes]:
-                    async for chunk in dag.file_chunks(file):
+                    async for chunk in dag.file_chunks(stream):
                         advance(len(chunk))
                         yield chunk
 

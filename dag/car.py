@@ -21,6 +21,7 @@ import os
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import trio
 from multiformats import CID
@@ -150,13 +151,22 @@ class CarImportResult:
     new_blocks: int
 
 
-async def file_chunks(path: str | os.PathLike[str], size: int = 1 << 20) -> AsyncIterator[bytes]:
-    """Read a file as an async stream of chunks (each at most ``size`` bytes), the reads done
-    in a worker thread. Unbuffered: from a pipe, each chunk is what has arrived so far, so its
+async def file_chunks(
+    source: str | os.PathLike[str] | BinaryIO, size: int = 1 << 20
+) -> AsyncIterator[bytes]:
+    """Read a file (a path, or a binary stream this closes at the end) as an async stream of
+    chunks of at most ``size`` bytes, the reads done in a worker thread. Each read returns
+    what one system call gives: from a pipe, each chunk is what has arrived so far, so its
     blocks are stored at once rather than after ``size`` bytes or the end of the input."""
-    f = await trio.to_thread.run_sync(lambda: open(Path(path), "rb", buffering=0))
+    if isinstance(source, str | os.PathLike):
+        f: BinaryIO = await trio.to_thread.run_sync(
+            lambda: open(Path(source), "rb", buffering=0)  # noqa: SIM115 (closed below)
+        )
+    else:
+        f = source
+    read = getattr(f, "read1", f.read)  # a buffered stream: one raw read at most
     try:
-        while chunk := await trio.to_thread.run_sync(f.read, size):
+        while chunk := await trio.to_thread.run_sync(read, size):
             yield chunk
     finally:
         f.close()

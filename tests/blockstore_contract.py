@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from multiformats import CID
+from multiformats import CID, multihash
 
 import dag
 from dag import Block, BlockNotFound, Blockstore, Pin
@@ -150,6 +150,20 @@ class BlockstoreContract:
         # and it can be stored again
         await store.put(gone)
         assert await store.get(gone.cid) == gone.data
+
+    # -- identity CIDs (issue 16) ----------------------------------------------------------
+
+    async def test_identity_cids_are_answered_from_the_cid(self, store):
+        """An identity CID holds its block: every store answers it without storing anything
+        (and without asking a node or the network), and never deletes it."""
+        data = os.urandom(20)
+        cid = CID("base32", 1, "raw", multihash.get("identity").wrap(data))
+        await store.put(Block.checked(cid, data))
+        assert await store.has(cid)
+        assert await store.get(cid) == data
+        await store.delete(cid)
+        assert await store.get(cid) == data
+        assert bytes(cid.digest) not in _digests(await _all_cids(store))
 
     # -- cids ------------------------------------------------------------------------------
 
