@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -108,11 +109,8 @@ async def make_inputs(root: Path, seed: int, *, cars: int = 12, clips: int = 2) 
     clip_paths = []
     for i in range(clips):
         path = root / f"clip{i}.mp4"
-        await trio.to_thread.run_sync(
-            lambda p=path, c=colours[i % len(colours)]: make_video(
-                p, seconds=1, size="160x90", fps=10, container="mp4", colour=c
-            )
-        )
+        make = partial(make_video, path, 1, "160x90", 10, container="mp4")
+        await trio.to_thread.run_sync(partial(make, colour=colours[i % len(colours)]))
         clip_paths.append(path)
     recipe = root / "crash-speed.yaml"
     recipe.write_text(RECIPE)

@@ -27,6 +27,7 @@ import random
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +182,7 @@ class Workload:
                 file = retry[1]
             else:
                 file = self.inputs.new_file()
-            result = await self._op(kind, lambda f=file: self._add(kind, f))
+            result = await self._op(kind, partial(self._add, kind, file))
             if result is _INTERRUPTED or result is _SKIPPED or result is None:
                 self.retry_adds.append((kind, file))
             else:
