@@ -244,12 +244,11 @@ class FlatFsBlockstore(Blockstore):
         """A block's bytes for a walk, unverified; a raw block's size only; None if absent."""
         try:
             inlined = identity_data(cid)
-            path = self.path_for(cid) if inlined is None else None
+            if inlined is not None:
+                return len(inlined) if cid.codec.name == "raw" else inlined
+            path = self.path_for(cid)
         except CidError:
             return None  # a digest longer than any CID of ours (linked from DAG-CBOR)
-        if inlined is not None:
-            return len(inlined) if cid.codec.name == "raw" else inlined
-        assert path is not None
         try:
             if cid.codec.name == "raw":
                 return os.stat(path).st_size
