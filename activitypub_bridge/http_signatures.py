@@ -165,8 +165,9 @@ def _check_window(created: float, now: float, window: float, what: str) -> None:
 def _parse_http_date(value: str) -> float:
     try:
         return email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
-        raise SignatureRejected(RejectReason.STALE_DATE, f"unparseable Date {value!r}") from None
+    except (TypeError, ValueError, IndexError, OverflowError):  # a day of 10**15: Overflow
+        shown = value[:100]
+        raise SignatureRejected(RejectReason.STALE_DATE, f"unparseable Date {shown!r}") from None
 
 
 # --- draft-cavage-http-signatures-12 ------------------------------------------------------------

@@ -294,3 +294,19 @@ def test_inbox_json_the_route_refuses_is_a_json_error() -> None:
     for body in (b"\xff", b"{", b'{"a": [}'):
         assert run_bounded(target, body) == "rejected"
     assert run_bounded(target, json.dumps({"type": "Like"}).encode()) == "ok"
+
+
+@pytest.mark.parametrize("form", [0, 1], ids=["draft-cavage", "rfc9421"])
+def test_a_date_with_a_huge_day_is_a_rejected_signature(form: int) -> None:
+    """Found by fuzzing: ``Date: Fri, 999999999999915 Jan 2027 08:00:00 GMT`` made
+    email.utils raise OverflowError, which escaped verification (a 500 on the inbox) for an
+    unauthenticated request; it is now an unparseable Date, like any other."""
+    from activitypub_bridge.http_signatures import RejectReason, SignatureRejected
+
+    seed = TARGETS["http-signature"].seeds()[form]
+    head, _, body = seed.partition(b"\n\n")
+    huge = b"Date: Fri, 999999999999915 Jan 2027 08:00:00 GMT"
+    lines = [huge if line.lower().startswith(b"date:") else line for line in head.split(b"\n")]
+    with pytest.raises(SignatureRejected) as caught:
+        TARGETS["http-signature"].run(b"\n".join(lines) + b"\n\n" + body)
+    assert caught.value.reason is RejectReason.STALE_DATE
