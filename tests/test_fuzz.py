@@ -310,3 +310,56 @@ def test_a_date_with_a_huge_day_is_a_rejected_signature(form: int) -> None:
     with pytest.raises(SignatureRejected) as caught:
         TARGETS["http-signature"].run(b"\n".join(lines) + b"\n\n" + body)
     assert caught.value.reason is RejectReason.STALE_DATE
+
+
+async def test_pinning_routes_answer_hostile_inputs_with_400(tmp_path) -> None:
+    """A few inputs of the pin-body and pin-query targets through the real ``/pins`` app: the
+    pure functions' errors must reach the client as 400s, never 500s."""
+    import httpx
+    import trio
+    from hypercorn.config import Config as HypercornConfig
+    from hypercorn.trio import serve
+    from quart_trio import QuartTrio
+
+    from daemon.api_pinning import add_pinning_routes
+    from daemon.config import load_config
+    from daemon.node import open_node
+    from daemon.pinning_tokens import add_token
+
+    async with open_node(load_config(tmp_path / "home", environ={})) as node:
+        token = add_token(node.config.pinning_tokens_path, "fuzz")
+        app = QuartTrio("pins-fuzz")
+        add_pinning_routes(app, node)
+        hconfig = HypercornConfig()
+        hconfig.bind = ["127.0.0.1:0"]
+        hconfig.accesslog = None
+        hconfig.graceful_timeout = 1
+        async with trio.open_nursery() as nursery:
+            urls = await nursery.start(serve, app, hconfig)
+            headers = {"Authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(base_url=urls[0], headers=headers, timeout=30) as client:
+                bodies = [
+                    b"\xff",
+                    b"[" * 5000,
+                    b'{"cid": 1' + b"0" * 5000 + b"}",
+                    b"{}",
+                    b'{"cid": "bafy", "origins": [[[]]]}',
+                    b'{"cid": NaN}',
+                    b"1e999",
+                ]
+                for body in bodies:
+                    reply = await client.post("/pins", content=body)
+                    assert reply.status_code == 400, (body[:40], reply.status_code)
+                queries = [
+                    "limit=" + "9" * 5000,
+                    "meta=" + "[" * 5000,
+                    "before=99999-01-01",
+                    "cid=,",
+                    "status=pinned,nope",
+                    "match=regex",
+                    "after=2026-13-01T00:00:00Z",
+                ]
+                for query in queries:
+                    reply = await client.get(f"/pins?{query}")
+                    assert reply.status_code == 400, (query[:40], reply.status_code)
+            nursery.cancel_scope.cancel()
