@@ -213,7 +213,7 @@ class _Campaign:
             await trio.sleep(delay)
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
-            await trio.to_thread.run_sync(proc.wait)
+            proc.wait(10)  # not awaited: this must run even when cancelled
 
     async def kill_during_work(self, plan: KillPlan) -> None:
         assert self.workload is not None
@@ -327,8 +327,8 @@ async def run_campaign(
             await trio.to_thread.run_sync(daemon.stop)
         except _Aborted as exc:
             result.stopped_early = str(exc)
-        finally:
+        finally:  # synchronous, so that it also runs when the campaign is cancelled
             workload.kill(local_too=True)
-            await trio.to_thread.run_sync(daemon.kill)
+            daemon.kill()
     result.seconds = time.monotonic() - started
     return result

@@ -47,6 +47,8 @@ from tests.ap_remote import RemoteServer
 
 __all__ = ["CHECK_KINDS", "Findings", "Ledger", "Snapshot", "check_deliveries", "run_checks"]
 
+VERIFY_TIMEOUT_S = 600.0
+
 CHECK_KINDS: dict[str, str] = {
     "daemon restarts": "corrupt",
     "verify": "corrupt",
@@ -124,29 +126,31 @@ def _readonly(path: Path) -> Iterator[sqlite3.Connection]:
 async def check_verify(
     artdag: str, env: dict[str, str], whole: set[str], notes: set[str]
 ) -> set[str]:
-    """``artdag verify``'s bad blocks and incomplete pins. A pin it calls incomplete that our
-    own walk (:func:`missing_blocks`) finds whole, bar ``cache_id`` links, goes to ``notes``
-    instead (tests/test_crash_campaign.py has the case as an expected failure)."""
-    done = await trio.run_process([artdag, "verify", "--json"], env=env, capture_stdout=True,
-                                  capture_stderr=True, check=False)  # fmt: skip
-    if done.returncode == 2 and b"--json" in done.stderr:  # an artdag before issue 16
-        done = await trio.run_process([artdag, "verify"], env=env, capture_stdout=True,
-                                      capture_stderr=True, check=False)  # fmt: skip
-        bad = {f"bad:{line.split()[-1]}" for line in done.stdout.decode().splitlines() if line}
-        return bad or ({f"verify exited {done.returncode}"} if done.returncode else set())
-    try:
-        report = json.loads(done.stdout)
-    except ValueError:
-        return {f"verify exited {done.returncode}: {done.stderr.decode()[-200:]}"}
-    found = {f"bad:{cid}" for cid in report["bad"]}
-    for pin in report.get("incomplete_pins", []):
-        if pin["cid"] in whole:
-            notes.add(pin["cid"])
-        else:
-            found.add(f"incomplete:{pin['cid']}")
-    if report["bad"] == [] and not found and done.returncode not in (0, 1):
-        found.add(f"verify exited {done.returncode}")
-    return found
+    """``artdag verify --json``'s bad blocks and incomplete pins. A pin it calls incomplete
+    that our own walk (:func:`missing_blocks`) finds whole, bar ``cache_id`` links, goes to
+    ``notes`` instead (tests/test_crash_campaign.py has the case as an expected failure)."""
+    with trio.move_on_after(VERIFY_TIMEOUT_S):
+        done = await trio.run_process(
+            [artdag, "verify", "--json"],
+            env=env,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+        try:
+            report = json.loads(done.stdout)
+        except ValueError:
+            return {f"verify exited {done.returncode}: {done.stderr.decode()[-200:]}"}
+        found = {f"bad:{cid}" for cid in report["bad"]}
+        for pin in report["incomplete_pins"]:
+            if pin["cid"] in whole:
+                notes.add(pin["cid"])
+            else:
+                found.add(f"incomplete:{pin['cid']}")
+        if not report["bad"] and not found and done.returncode not in (0, 1):
+            found.add(f"verify exited {done.returncode}")
+        return found
+    return {f"verify did not finish in {VERIFY_TIMEOUT_S:.0f} s"}
 
 
 def _links(value: Any, skipped: set[str]) -> Iterator[CID]:
