@@ -12,7 +12,8 @@ shared inboxes and two actors with personal inboxes. Then, per kill of the seede
 1. either the workload (:mod:`tests.crash_workload`) runs for a random 0.3-4 s and the daemon's
    process group is SIGKILLed in the middle of it (and, for half the kills, every ``artdag``
    CLI process running then, as when the whole machine stops), or, for one kill in ten, the
-   daemon is killed while it is still starting (recovering from the previous kill);
+   daemon is killed while it is still starting (recovering from the previous kill; the idle
+   daemon before it is stopped with SIGKILL too);
 2. the daemon is started again on the same home (a daemon that does not come back is a
    problem of the ``daemon restarts`` check and ends the campaign);
 3. every check of :mod:`tests.crash_checks` runs.
