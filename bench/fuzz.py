@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -139,9 +140,29 @@ def _one(target: Any, counters: Counters, data: bytes) -> None:
 
 
 def _write_corpus(corpus: Path, seeds: list[bytes]) -> None:
+    """The seeds as libFuzzer's corpus (files named by SHA-1, as libFuzzer names its own),
+    except inputs that hung or killed an earlier child (listed in ``<corpus>.dropped``)."""
     corpus.mkdir(parents=True, exist_ok=True)
+    dropped = _dropped(corpus)
     for seed in seeds:
-        (corpus / hashlib.sha1(seed).hexdigest()).write_bytes(seed)
+        name = hashlib.sha1(seed).hexdigest()
+        if name not in dropped:
+            (corpus / name).write_bytes(seed)
+
+
+def _dropped(corpus: Path) -> set[str]:
+    listing = corpus.with_suffix(".dropped")
+    return set(listing.read_text().split()) if listing.exists() else set()
+
+
+def _drop(corpus: Path, log_text: str) -> None:
+    """Take the input libFuzzer saved as an artifact out of the corpus, so that the next
+    child does not hang or die on it again while loading the corpus."""
+    for match in re.finditer(r"Test unit written to (\S+)", log_text):
+        name = Path(match.group(1)).name.rsplit("-", 1)[-1]  # ...-timeout-<sha1>
+        (corpus / name).unlink(missing_ok=True)
+        with open(corpus.with_suffix(".dropped"), "a") as listing:
+            listing.write(name + "\n")
 
 
 def child_atheris(args: argparse.Namespace) -> None:
@@ -265,18 +286,22 @@ def child_mutate(args: argparse.Namespace) -> None:
         raise Hang(f"input ran longer than {args.timeout} s")
 
     signal.signal(signal.SIGALRM, alarm)
-    for seed in list(corpus):  # the seeds themselves first
-        _one(target, counters, seed)
-    while (counters.inputs < args.inputs) if args.inputs else (time.monotonic() < deadline):
-        data = _mutate(rng, rng.choice(corpus), corpus)
+
+    def guarded(data: bytes) -> None:
         signal.setitimer(signal.ITIMER_REAL, args.timeout)
         try:
-            before = counters.ok
             _one(target, counters, data)
         except Hang as exc:
             counters.hang(data, exc)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
+
+    for seed in list(corpus):  # the seeds themselves first
+        guarded(seed)
+    while (counters.inputs < args.inputs) if args.inputs else (time.monotonic() < deadline):
+        data = _mutate(rng, rng.choice(corpus), corpus)
+        before = counters.ok
+        guarded(data)
         if counters.ok > before and len(corpus) < 2000 and rng.random() < 0.2:
             corpus.append(data)
     counters.write(force=True)
@@ -308,6 +333,25 @@ class Row:
     slowest_ms: float = 0.0
     saved: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    lost: int = 0
+
+
+def _watch(cmd: list[str], out: Any, stats: Path, timeout: float) -> int | None:
+    """Run a child; kill it (and answer None) when its counters stop moving for long after
+    its own per-input timeout should have fired (a hang inside C code, say)."""
+    quiet_limit = max(60.0, 6 * timeout)
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    last_change, last_seen = time.monotonic(), -1.0
+    while proc.poll() is None:
+        time.sleep(1)
+        seen = stats.stat().st_mtime if stats.exists() else -1.0
+        if seen != last_seen:
+            last_change, last_seen = time.monotonic(), seen
+        elif time.monotonic() - last_change > quiet_limit:
+            proc.kill()
+            proc.wait()
+            return None
+    return proc.returncode
 
 
 def run_target(name: str, args: argparse.Namespace, engine: str, seconds: float) -> Row:
@@ -327,14 +371,19 @@ def run_target(name: str, args: argparse.Namespace, engine: str, seconds: float)
         ]  # fmt: skip
         log = Path(args.out) / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
+        offset = log.stat().st_size if log.exists() else 0
         with open(log, "ab") as out:
-            code = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+            code = _watch(cmd, out, stats, args.timeout)
         counted = json.loads(stats.read_text()) if stats.exists() else {}
         done = counted.get("inputs", 0)
         if code == 0 or (args.inputs and done >= args.inputs):
             break
-        text = log.read_text(errors="replace")
-        if "libFuzzer: timeout" in text:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+        _drop(Path(args.out) / "corpus" / name, text)
+        row.lost += 1  # the input that hung or killed the child is not in its counters
+        if code is None or "libFuzzer: timeout" in text:
             row.hangs += 1
             row.notes.append(f"hang: see {log}")
         elif "libFuzzer: out-of-memory" in text:
@@ -343,11 +392,9 @@ def run_target(name: str, args: argparse.Namespace, engine: str, seconds: float)
         else:
             row.notes.append(f"child exited {code}: see {log}")
             row.crashes += 1
-        if args.inputs and done >= args.inputs:
-            break
     counted = json.loads(stats.read_text()) if stats.exists() else {}
     row.seconds = time.monotonic() - started
-    row.inputs = counted.get("inputs", 0)
+    row.inputs = counted.get("inputs", 0) + row.lost
     row.crashes += counted.get("crashes", 0)
     row.hangs += counted.get("hangs", 0)
     row.slowest_ms = counted.get("slowest_ms", 0.0)
