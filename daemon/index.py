@@ -83,6 +83,30 @@ class Index:
             )
             return cursor.rowcount == 1
 
+    def put_own_asset(self, row: AssetRow) -> None:
+        """Index an asset record of ours: its ``records`` row and its ``assets`` row in one
+        transaction, so a crash never leaves the record without the row that a repeated add
+        looks for (and would then sign a second record for the same bytes)."""
+        record = {
+            "cid": row.record,
+            "type": "asset",
+            "signer": row.signer,
+            "created": row.created,
+            "subject": row.cid,
+        }
+        asset = row.to_json() | {"tags": json.dumps(row.tags)}
+        with self._lock, self.db.conn:  # plain statements: sqlite-utils would commit each
+            self.db.conn.execute(
+                "insert or replace into records (cid, type, signer, created, subject) "
+                "values (:cid, :type, :signer, :created, :subject)",
+                record,
+            )
+            self.db.conn.execute(
+                "insert or replace into assets (cid, name, size, mime, tags, record, signer, "
+                "created) values (:cid, :name, :size, :mime, :tags, :record, :signer, :created)",
+                asset,
+            )
+
     def put_record(self, cid: str, type_: str, signer: str, created: str, subject: str) -> None:
         row = {"cid": cid, "type": type_, "signer": signer, "created": created, "subject": subject}
         with self._lock, self.db.conn:

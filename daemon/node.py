@@ -212,6 +212,11 @@ class Node:
             and existing.tags == tags
         ):
             await self.store.pin(cid)
+            record_cid = parse_cid(existing.record)
+            if not await self._in_our_repo(record_cid):
+                # An add killed between indexing its record and appending it to our repo:
+                # append it now, or no peer would ever learn of the work.
+                await self.announce(record_cid, cid)
             return AddedAsset(existing, blocks, existed=True)
         record = make_asset_record(
             root=cid, name=name, size=size, mime=mime, tags=tags or None, chunker=chunker
@@ -290,8 +295,14 @@ class Node:
             await self.claims.index_remote_claim(cid, record)
 
     def _index_asset(self, row: AssetRow) -> None:
-        self.index.put_record(row.record, "asset", row.signer, row.created, row.cid)
-        self.index.put_asset(row)
+        self.index.put_own_asset(row)
+
+    async def _in_our_repo(self, record: CID) -> bool:
+        from p2p.repo_lock import in_local_repo
+
+        return await trio.to_thread.run_sync(
+            in_local_repo, self.config.p2p_db_path, self.did, record
+        )
 
     async def assets(
         self, tag: str | None = None, limit: int = 100, offset: int = 0

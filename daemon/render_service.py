@@ -37,6 +37,7 @@ from renderer import (
     load_recipe_yaml,
     make_render_provenance,
     parse_param_text,
+    plan_key_blocks,
     plan_recipe,
     recipe_from_record,
 )
@@ -196,7 +197,15 @@ class RenderService:
             if not await self.store.has(cid):
                 raise RecipeError(f"input {name!r}: {cid_to_str(cid)} is not in the store")
         plan = plan_recipe(recipe, sources)
+        await self._store_key_blocks(plan)
         return PreparedRender(recipe_cid, recipe, overrides, sources, plan)
+
+    async def _store_key_blocks(self, plan: Plan) -> None:
+        """The blocks behind the plan's cache ids, which receipts and provenance link: stored
+        before any receipt is pinned and again (re-put keeps them young for the collector)
+        before the provenance that pins them for good."""
+        for block in plan_key_blocks(plan):
+            await self.store.put(block)
 
     def workdir(self, prefix: str = "render-") -> tempfile.TemporaryDirectory[str]:
         root = self.workroot / "render-tmp" if self.workroot else None
@@ -237,6 +246,7 @@ class RenderService:
     ) -> RenderOutcome:
         """Sign and store the provenance of a finished render; publish its output."""
         plan, sources, recipe = prepared.plan, prepared.sources, prepared.recipe
+        await self._store_key_blocks(plan)
         effects = [effect_cid(s.effect.name) for s in plan.steps.values()]
         provenance = make_render_provenance(
             output=result.output.cid,

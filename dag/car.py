@@ -197,8 +197,12 @@ async def import_car(
                     raise CarError(f"CAR block {cid_to_str(block.cid)}: {exc}") from None
                 for link in links:
                     linked.setdefault(multihash_key(link), link)
-                if not await store.has(block.cid):
-                    await store.put(block)
+                # A block already stored is put again all the same: the put refreshes it
+                # (FlatFs: its mtime), so a collection sweeping meanwhile, which marked before
+                # the roots are pinned below, sees it young and keeps it.
+                present = await store.has(block.cid)
+                await store.put(block)
+                if not present:
                     added.append(block.cid)
         reader.finish()
         roots = reader.roots or []

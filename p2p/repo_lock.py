@@ -22,7 +22,7 @@ from provenance import Identity
 
 from .repo import RepoIndex, RepoSync
 
-__all__ = ["append_to_local_repo", "repo_lock"]
+__all__ = ["append_to_local_repo", "in_local_repo", "repo_lock"]
 
 
 @asynccontextmanager
@@ -57,5 +57,14 @@ async def append_to_local_repo(
         sync = RepoSync(store, index, no_fetch, None, identity)
         async with repo_lock(db_path):
             return await sync.append_local(record_cid)
+    finally:
+        index.db.close()
+
+
+def in_local_repo(db_path: Path, did: str, record_cid: CID) -> bool:
+    """Whether ``record_cid`` is on the chain of repo ``did`` (blocking: run it in a thread)."""
+    index = RepoIndex(db_path)
+    try:
+        return index.has_record(did, record_cid)
     finally:
         index.db.close()

@@ -35,7 +35,7 @@ from .ffmpeg_build import ffmpeg_exe, ffmpeg_version
 from .limits import Limits
 from .lineage import LineageNode, collect_lineage, format_tree
 from .params import ParamError, ParamSpec, parse_param_text
-from .planner import DELIVERY_FORMAT, INTERMEDIATE_FORMAT, Plan, Step, plan_recipe
+from .planner import DELIVERY_FORMAT, INTERMEDIATE_FORMAT, Plan, Step, plan_key_blocks, plan_recipe
 from .probe import MediaInfo, StreamInfo, probe
 from .recipes import Recipe, RecipeError, RecipeNode, load_recipe_yaml, recipe_from_record
 from .records import (
@@ -92,6 +92,7 @@ __all__ = [
     "INTERMEDIATE_FORMAT",
     "Plan",
     "Step",
+    "plan_key_blocks",
     "plan_recipe",
     "CachedStep",
     "StepCache",

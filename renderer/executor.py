@@ -249,7 +249,9 @@ class Executor:
         )
         block = dag.record_block(sign_record(receipt, self.identity))
         await self.store.put(block)
-        await self.store.pin(block.cid)
+        # Direct: the output is pinned above, and a volunteer lacks the key blocks behind the
+        # receipt's cache ids (the requester stores them, see planner.plan_key_blocks).
+        await self.store.pin(block.cid, recursive=False)
         await self.store.flush()
         entry = CachedStep(
             cid_to_str(last.cache_id),

@@ -7,6 +7,11 @@ asset's id is its content CID and an intermediate's id is the cache id of the st
 it. Equal ids mean equal work, on any machine, so a step cache (cache id -> output CID) lets a
 re-run render only what changed.
 
+Receipts and provenance link cache ids (DAG-CBOR tag 42), so for a pinned record's DAG to be
+whole (``artdag verify``, a recursive pin in Kubo, a followed creator's repo fetched by a
+gateway) the map behind each cache id must be a stored block too: :func:`plan_key_blocks`
+gives them, and whoever plans a render stores them before any receipt links them.
+
 A ``sequence`` of N clips becomes a balanced binary tree of two-clip joins (depth log2 N), so
 independent joins can run in parallel and changing one clip re-renders only its path to the
 root.
@@ -20,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dag import CID, cid_to_str, record_block
+from dag import CID, Block, cid_to_str, record_block
 
 from .effects import Effect, effect_by_name, effect_cid
 from .recipes import Recipe, RecipeError
@@ -32,6 +37,7 @@ __all__ = [
     "Step",
     "fuse_chains",
     "needed_steps",
+    "plan_key_blocks",
     "plan_recipe",
 ]
 
@@ -72,14 +78,35 @@ class Plan:
         return [s.id for s in self.steps.values() if step_id in s.inputs]
 
 
-def cache_id_of(effect: Effect, params: Mapping[str, Any], fmt: str, input_ids: list[CID]) -> CID:
-    """hash(operation, canonical config, input ids) as a dag-cbor CID."""
+def cache_key_block(
+    effect: Effect, params: Mapping[str, Any], fmt: str, input_ids: list[CID]
+) -> Block:
+    """The DAG-CBOR map ``{effect, config, inputs}`` whose CID is the step's cache id."""
     key = {
         "effect": effect_cid(effect.name),
         "config": {"params": dict(params), "format": fmt},
         "inputs": input_ids,
     }
-    return record_block(key).cid
+    return record_block(key)
+
+
+def cache_id_of(effect: Effect, params: Mapping[str, Any], fmt: str, input_ids: list[CID]) -> CID:
+    """hash(operation, canonical config, input ids) as a dag-cbor CID."""
+    return cache_key_block(effect, params, fmt, input_ids).cid
+
+
+def plan_key_blocks(plan: Plan) -> list[Block]:
+    """The block behind every step's cache id, inputs first. Each links the effect record,
+    source CIDs and the key blocks of the steps it reads, so with the effect records and the
+    sources stored these make every cache id link of the plan resolve."""
+    blocks = []
+    for step in plan.steps.values():
+        ids = [ref if isinstance(ref, CID) else plan.steps[ref].cache_id for ref in step.inputs]
+        block = cache_key_block(step.effect, step.params, step.format, ids)
+        if block.cid != step.cache_id:  # the planner made it from these same parts
+            raise AssertionError(f"step {step.id!r}: cache id does not match its key block")
+        blocks.append(block)
+    return blocks
 
 
 def plan_recipe(recipe: Recipe, sources: Mapping[str, CID]) -> Plan:

@@ -116,6 +116,17 @@ class RepoIndex:
         with self._lock:
             self.db.table("repo_records").upsert(row, pk=("repo", "seq"))
 
+    def has_record(self, repo: str, record: CID) -> bool:
+        """Whether ``record`` is on ``repo``'s chain (at or below its head: a commit row above
+        the head is one whose head update a crash cut off, and the next append replaces it)."""
+        with self._lock:
+            row = self.db.execute(
+                "select 1 from repo_records r join repo_heads h on h.did = r.repo "
+                "where r.repo = ? and r.record = ? and r.seq <= h.seq limit 1",
+                [repo, record.encode("base32")],
+            ).fetchone()
+        return row is not None
+
     def set_head(self, repo: str, seq: int, head: CID, message: bytes | None) -> None:
         row = {
             "did": repo,
