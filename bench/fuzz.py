@@ -10,15 +10,18 @@ seeds the real encoders made, so they get past the first byte.
 An input is a **crash** when the target raises anything but its accepted error types (see
 ``tests/fuzz_targets.py``), a **hang** when it runs longer than ``--timeout`` seconds. The
 child does not stop at a crash: it saves the first input of each distinct crash (exception
-type + innermost project frame) under the crash directory and carries on. A hang kills the
-child (libFuzzer's ``-timeout``; SIGALRM in the mutation loop); the parent records it and
-starts a new child for the rest of the budget.
+type + innermost project frame) under the crash directory and carries on. A hang kills a
+libFuzzer child (its ``-timeout``); the parent records it, takes the input out of the corpus
+and starts a new child for the rest of the budget (at most five per target). The mutation
+loop stops a hanging input with SIGALRM and carries on; a watchdog in the parent kills any
+child whose counters stop moving (a hang inside C code).
 
-The table gives, per target: inputs tried, inputs/s, crashes (inputs), hangs, the slowest
-input in ms. The last line is ``targets=... inputs=... crashes=... hangs=... engine=...``.
+The table gives, per target: inputs tried, inputs/s (over the child's whole life, start-up
+and instrumentation included), crashes (inputs), hangs, the slowest input in ms. The last line
+is ``targets=... inputs=... crashes=... hangs=... engine=... jobs=... wall_s=...``.
 
     .venv/bin/python bench/fuzz.py --minutes 10            # split across all targets
-    .venv/bin/python bench/fuzz.py --inputs 100000         # per target
+    .venv/bin/python bench/fuzz.py --inputs 100000 --jobs 2  # per target, two at a time
     .venv/bin/python bench/fuzz.py --inputs 5000 --target car --target inbox
     .venv/bin/python bench/fuzz.py --replay car /tmp/artdag-fuzz-.../car-crash-1a2b.bin
 
