@@ -309,6 +309,26 @@ def _signed(type_name: str, topic: Any, **payload: Any) -> dict[str, Any]:
     return sign_record(record, _identity())
 
 
+def _record_strategy(seeds: Callable[[], list[bytes]]) -> Callable[[], st.SearchStrategy[bytes]]:
+    """Seed records with one field replaced, added or removed, re-encoded: typed garbage that
+    gets past DAG-CBOR to the schema checks and the handlers (signatures no longer hold)."""
+
+    def build() -> st.SearchStrategy[bytes]:
+        @st.composite
+        def edited(draw: st.DrawFn) -> bytes:
+            record = dict(dag.decode_dagcbor(draw(st.sampled_from(seeds()))))
+            key = draw(st.sampled_from(sorted(record)) | st.text(max_size=8))
+            if draw(st.booleans()) and key in record:
+                del record[key]
+            else:
+                record[key] = draw(IPLD_VALUES)
+            return dag.encode_dagcbor(record)
+
+        return edited()
+
+    return build
+
+
 def _gossip_run(topic_name: str) -> Callable[[bytes], None]:
     def run(data: bytes) -> None:
         from p2p.gossip import DEFAULT_TOPICS, Accept, DuplicateCache, Reject, validate
@@ -919,7 +939,8 @@ def _targets() -> dict[str, Target]:
             (),
             _heads_seeds,
             "p2p/gossip/validation.py",
-            notes=gossip_note,
+            _record_strategy(_heads_seeds),
+            gossip_note,
         ),
         Target(
             "gossip-claims",
@@ -927,7 +948,8 @@ def _targets() -> dict[str, Target]:
             (),
             _claims_seeds,
             "p2p/gossip/validation.py",
-            notes=gossip_note,
+            _record_strategy(_claims_seeds),
+            gossip_note,
         ),
         Target(
             "gossip-jobs",
@@ -935,7 +957,8 @@ def _targets() -> dict[str, Target]:
             (),
             _jobs_seeds,
             "p2p/gossip/validation.py",
-            notes=gossip_note,
+            _record_strategy(_jobs_seeds),
+            gossip_note,
         ),
         Target(
             "market-job",
@@ -943,6 +966,7 @@ def _targets() -> dict[str, Target]:
             err["market"],
             _market_seeds,
             "renderer/market/jobspec.py",
+            _record_strategy(_market_seeds),
         ),
         Target(
             "market-book",

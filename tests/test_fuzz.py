@@ -363,3 +363,15 @@ async def test_pinning_routes_answer_hostile_inputs_with_400(tmp_path) -> None:
                     reply = await client.get(f"/pins?{query}")
                     assert reply.status_code == 400, (query[:40], reply.status_code)
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("kind", [[], {"a": 1}, b"head", 1, None])
+def test_a_gossip_message_whose_type_is_not_text_is_bad_schema(kind: Any) -> None:
+    """Found by fuzzing: ``{"type": [], ...}`` made the validator raise TypeError (a list is
+    unhashable, and the type was looked up in a frozenset) instead of rejecting it."""
+    from p2p.gossip import HEADS, DuplicateCache, Reject, validate
+
+    record = dict(dag.decode_dagcbor(TARGETS["gossip-heads"].seeds()[0]))
+    record["type"] = kind
+    verdict = validate(HEADS, dag.encode_dagcbor(record), now=1.8e9, seen=DuplicateCache())
+    assert isinstance(verdict, Reject) and verdict.reason == "bad-schema"

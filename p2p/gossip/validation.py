@@ -125,10 +125,11 @@ def validate(spec: TopicSpec, raw: bytes, *, now: float, seen: DuplicateCache) -
         record = decode_dagcbor(raw)
     except CodecError as exc:
         return Reject("bad-cbor", str(exc))
-    if not isinstance(record, dict) or record.get("type") not in spec.accepted_types:
-        kind = record.get("type") if isinstance(record, dict) else type(record).__name__
+    kind = record.get("type") if isinstance(record, dict) else type(record).__name__
+    # ``type`` may be any IPLD value (a list is unhashable): only a string can be accepted.
+    if not isinstance(record, dict) or not isinstance(kind, str) or kind not in spec.accepted_types:
         wanted = ", ".join(sorted(spec.accepted_types))
-        return Reject("bad-schema", f"{spec.name} carries {wanted}, not {kind!r}")
+        return Reject("bad-schema", f"{spec.name} carries {wanted}, not {repr(kind)[:80]}")
     try:
         validate_record(record)
     except RecordError as exc:
