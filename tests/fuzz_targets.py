@@ -329,6 +329,59 @@ def _record_strategy(seeds: Callable[[], list[bytes]]) -> Callable[[], st.Search
     return build
 
 
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=15,
+)
+
+
+def _edit(draw: st.DrawFn, value: Any, values: st.SearchStrategy[Any]) -> Any:
+    """``value`` with one member somewhere inside it replaced, added or removed."""
+    if isinstance(value, dict) and value and draw(st.integers(0, 3)):
+        key = draw(st.sampled_from(sorted(value)))
+        return {**value, key: _edit(draw, value[key], values)}
+    if isinstance(value, list) and value and draw(st.integers(0, 3)):
+        at = draw(st.integers(0, len(value) - 1))
+        return [*value[:at], _edit(draw, value[at], values), *value[at + 1 :]]
+    if isinstance(value, dict):
+        key = draw(st.sampled_from(sorted(value)) | st.text(max_size=8)) if value else "k"
+        if draw(st.booleans()) and key in value:
+            return {k: v for k, v in value.items() if k != key}
+        return {**value, key: draw(values)}
+    return draw(values)
+
+
+def _json_strategy(seeds: Callable[[], list[bytes]]) -> Callable[[], st.SearchStrategy[bytes]]:
+    """Seed JSON documents with one member somewhere replaced, added or removed."""
+
+    def build() -> st.SearchStrategy[bytes]:
+        @st.composite
+        def edited(draw: st.DrawFn) -> bytes:
+            doc = json.loads(draw(st.sampled_from(seeds())))
+            return json.dumps(_edit(draw, doc, JSON_VALUES)).encode()
+
+        return edited()
+
+    return build
+
+
+def _cbor_edit_strategy(seeds: Callable[[], list[bytes]]) -> Callable[[], st.SearchStrategy[bytes]]:
+    """Seed DAG-CBOR values with one member somewhere replaced, added or removed."""
+
+    def build() -> st.SearchStrategy[bytes]:
+        @st.composite
+        def edited(draw: st.DrawFn) -> bytes:
+            value = dag.decode_dagcbor(draw(st.sampled_from(seeds())))
+            return dag.encode_dagcbor(_edit(draw, value, IPLD_VALUES))
+
+        return edited()
+
+    return build
+
+
 def _gossip_run(topic_name: str) -> Callable[[bytes], None]:
     def run(data: bytes) -> None:
         from p2p.gossip import DEFAULT_TOPICS, Accept, DuplicateCache, Reject, validate
@@ -974,6 +1027,7 @@ def _targets() -> dict[str, Target]:
             (dag.CodecError,),
             _market_book_seeds,
             "renderer/market/leases.py, volunteer.py",
+            _cbor_edit_strategy(_market_book_seeds),
         ),
         Target(
             "bitswap-message",
@@ -1010,6 +1064,7 @@ def _targets() -> dict[str, Target]:
             (JsonRefused,),
             _inbox_seeds,
             "activitypub_bridge/inbox.py",
+            _json_strategy(_inbox_seeds),
         ),
         Target(
             "gateway-headers",
@@ -1024,6 +1079,7 @@ def _targets() -> dict[str, Target]:
             (*err["pin"], JsonRefused),
             _pin_body_seeds,
             "daemon/pin_requests.py",
+            _json_strategy(_pin_body_seeds),
         ),
         Target("pin-query", _run_pin_query, err["pin"], _pin_query_seeds, "daemon/pin_requests.py"),
         Target("recipe-yaml", _run_recipe, err["recipe"], _recipe_seeds, "renderer/recipes.py"),
