@@ -128,7 +128,7 @@ async def check_verify(
 ) -> set[str]:
     """``artdag verify --json``'s bad blocks and incomplete pins. A pin it calls incomplete
     that our own walk (:func:`missing_blocks`) finds whole, bar ``cache_id`` links, goes to
-    ``notes`` instead (tests/test_crash_campaign.py has the case as an expected failure)."""
+    ``notes`` instead (artdag before commit 783934d did so for every render's pins)."""
     with trio.move_on_after(VERIFY_TIMEOUT_S):
         done = await trio.run_process(
             [artdag, "verify", "--json"],

@@ -1,5 +1,6 @@
 """The crash campaign in short (``bench/crash.py`` runs it with 100 kills), and the bugs it
-found, each as a test of its own."""
+found, each as a test of its own (each seen failing before its fix: the first two fixed with
+the campaign, the other four in commit 783934d, strict expected failures until then)."""
 
 from __future__ import annotations
 
@@ -36,15 +37,6 @@ def test_five_kills_leave_nothing_corrupt_lost_or_duplicated(tmp_path: Path) -> 
     assert sum(s.interrupted for s in ops.values()) >= 1, report  # and the kills hit some
     assert all(result.findings.runs[c] >= 6 for c in ("verify", "acknowledged kept")), report
     assert result.findings.runs["publishes delivered"] == 1, report
-    findings = result.findings
-    assert findings.total("corrupt") == 0 and findings.total("lost") == 0, report
-    duplicated = (
-        findings.problems["records once"] | findings.problems["one activity per work and inbox"]
-    )
-    if duplicated and all(p.startswith("index-dup:") for p in duplicated):
-        # the open problem of test_an_add_that_died_between_its_two_index_writes_...: a rare
-        # kill window, not this campaign's doing
-        pytest.xfail(f"known open problem (daemon/node.py): {sorted(duplicated)}")
     assert result.summary().startswith("kills=5 corrupt=0 lost=0 duplicated=0 "), report
 
 
@@ -146,16 +138,11 @@ def test_a_publish_killed_between_storing_and_queueing_is_delivered_when_repeate
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (daemon/node.py, not this helper's): an add killed after its record is indexed "
-    "but before the repo append is answered 'existed' when repeated and never chained",
-)
 def test_an_add_killed_before_its_repo_append_is_chained_when_repeated(tmp_path: Path) -> None:
     """Node._sign_asset indexes the signed record, then appends it to our repo chain. Killed
     in between (held here by taking the repo's flock, as an ``artdag add`` beside the daemon
-    would), the add repeated afterwards finds the index row and answers 'existed': the record
-    is never appended, so no peer ever learns of the work (the crash campaign's ``unchained``)."""
+    would), the add repeated afterwards found the index row and answered 'existed': the record
+    was never appended, so no peer learnt of the work (the crash campaign's ``unchained``)."""
     daemon = campaign_daemon(tmp_path / "home", CampaignSettings(tmp_path, p2p=False)).start()
     data = os.urandom(3000)
     try:
@@ -190,14 +177,9 @@ def _indexed(home: Path, name: str) -> bool:
         return db.execute("SELECT 1 FROM assets WHERE name = ?", (name,)).fetchone() is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (dag/completeness.py, not this helper's): artdag verify walks a receipt's "
-    "cache_id link, a step-cache key that is never a stored block, and calls the pin incomplete",
-)
 def test_verify_is_clean_after_a_render(tmp_path: Path) -> None:
     """Found by the crash campaign with no kill involved: one ``artdag render`` and ``artdag
-    verify`` exits 1, naming the render's pinned receipt and provenance records as incomplete
+    verify`` exited 1, naming the render's pinned receipt and provenance records as incomplete
     for lack of the block their ``cache_id`` links name."""
     from tests.cli_helpers import Home
     from tests.crash_inputs import RECIPE
@@ -214,18 +196,13 @@ def test_verify_is_clean_after_a_render(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (dag/car.py, not this helper's): import skips blocks the store has without "
-    "refreshing their mtime, so a collection under way deletes them once the import pins",
-)
 def test_a_car_imported_again_during_a_collection_stays_whole(tmp_path: Path) -> None:
     """A CAR imported, unpinned and left for a while (its blocks older than the grace period)
     is imported again by ``artdag import`` while a collection is sweeping (the daemon's, here
-    the same code in this process, paused before its first batch). The import finds every
-    block present and only pins the root; the collection, which marked before that pin and
-    sees old blocks, deletes them: the pinned CAR is left without its blocks. A re-put would
-    have refreshed their mtime (``FlatFsBlockstore.put`` does), keeping them young."""
+    the same code in this process, paused before its first batch). The import found every
+    block present and only pinned the root; the collection, which marked before that pin and
+    saw old blocks, deleted them: the pinned CAR was left without its blocks. A re-put
+    refreshes their mtime (``FlatFsBlockstore.put``), keeping them young."""
     import random
 
     from dag import FlatFsBlockstore
@@ -261,19 +238,14 @@ def test_a_car_imported_again_during_a_collection_stays_whole(tmp_path: Path) ->
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (daemon/node.py and index.py, not this helper's): the record row and the "
-    "asset row are two transactions; a crash between them makes the repeated add sign again",
-)
 def test_an_add_that_died_between_its_two_index_writes_signs_no_second_record(
     tmp_path: Path,
 ) -> None:
     """Seen once in 40 kills of the campaign: a file with two signed asset records of ours in
     the index (one without an asset row, never chained). ``Node._index_asset`` writes the
-    ``records`` row, then the ``assets`` row, each its own transaction; an add that dies in
-    between (here the second write is made to fail, as a SIGKILL there would leave it) finds
-    no asset row when repeated, and signs and indexes a second record for the same bytes."""
+    ``records`` row, then the ``assets`` row, each its own transaction; an add that died in
+    between (here the second write is made to fail, as a SIGKILL there would leave it) found
+    no asset row when repeated, and signed and indexed a second record for the same bytes."""
     from tests.cli_helpers import Home
 
     home = Home(tmp_path / "home")
