@@ -18,11 +18,12 @@ shared inboxes and two actors with personal inboxes. Then, per kill of the seede
    problem of the ``daemon restarts`` check and ends the campaign);
 3. every check of :mod:`tests.crash_checks` runs.
 
-At the end the interrupted publishes are retried (as a user would), the delivery queue is
-left to drain, the checks run a last time together with "every acknowledged publish reached
-every inbox", and the daemon is stopped. Everything started here is stopped in ``finally``
-blocks (process groups of the daemon and of each CLI call, the inbox servers' threads); every
-loop is bounded in count and time.
+At the end the interrupted adds, renders and publishes are repeated once (as a user would),
+the delivery queue is left to drain, the checks run a last time, with "every acknowledged
+publish reached every inbox" and "every asset record of ours is chained", and the daemon is
+stopped. Everything started here is stopped in ``finally`` blocks (process groups of the
+daemon and of each CLI call, the inbox servers' threads); every loop is bounded in count
+and time.
 """
 
 from __future__ import annotations
@@ -199,11 +200,12 @@ class _Campaign:
             return
         raise _Aborted("the daemon did not restart three times in a row")
 
-    async def check(self) -> None:
+    async def check(self, *, final: bool = False) -> None:
         did = self.daemon.info["did"]
         env = self.daemon.env()
-        await run_checks(self.daemon.home, did, ARTDAG, env, self.ledger, self.result.findings)
-        check_deliveries(self.servers, self.ledger, self.result.findings, final=False)
+        findings = self.result.findings
+        await run_checks(self.daemon.home, did, ARTDAG, env, self.ledger, findings, final=final)
+        check_deliveries(self.servers, self.ledger, findings, final=final)
 
     async def kill_during_startup(self, delay: float) -> None:
         proc = subprocess.Popen(
@@ -317,14 +319,9 @@ async def run_campaign(
                     f" {killed - cycle:.1f} s, restart {restarted - killed:.1f} s, checks"
                     f" {time.monotonic() - restarted:.1f} s; {result.summary()}"
                 )
-            workload.resume()
-            for _ in range(3 * len(workload.retry_publish)):  # retried as a user would
-                if not workload.retry_publish:
-                    break
-                await workload.publish()
+            await workload.repeat_interrupted()
             await run.drain()
-            await run.check()
-            check_deliveries(servers, ledger, result.findings, final=True)
+            await run.check(final=True)
             await trio.to_thread.run_sync(daemon.stop)
         except _Aborted as exc:
             result.stopped_early = str(exc)

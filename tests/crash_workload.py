@@ -74,6 +74,7 @@ class Workload:
     epoch: int = 0  # kills so far: an op whose epoch changed while it ran was interrupted
     retry_adds: list[tuple[str, InputFile]] = field(default_factory=list)
     retry_publish: list[str] = field(default_factory=list)
+    retry_renders: list[tuple[str, float]] = field(default_factory=list)  # (clip, factor)
     car_state: dict[str, str] = field(default_factory=dict)  # CAR root -> new/pinned/released/?
     pin_targets: list[str] = field(default_factory=list)  # asset roots the pin lane may use
     busy: set[str] = field(default_factory=set)
@@ -224,8 +225,11 @@ class Workload:
             self.ledger.pinned[car.root] = True
 
     async def _render(self) -> None:
-        clip = self.rng.choice(self.inputs.clip_cids)
-        factor = self.rng.choice((0.5, 0.75, 1.25, 1.5, 2, 2.5, 3, 4))
+        if self.retry_renders:
+            clip, factor = self.retry_renders.pop(0)
+        else:
+            clip = self.rng.choice(self.inputs.clip_cids)
+            factor = self.rng.choice((0.5, 0.75, 1.25, 1.5, 2, 2.5, 3, 4))
         result = await self._op(
             "render",
             lambda: self.cli(
@@ -239,6 +243,22 @@ class Workload:
         )
         if isinstance(result, list) and result:
             self.ledger.assets[result[-1]] = f"render x{factor}"
+        elif result is not None:  # interrupted or never started: the user renders again
+            self.retry_renders.append((clip, factor))
+
+    async def repeat_interrupted(self) -> None:
+        """Once each, what kills interrupted and a user would repeat: adds (either way),
+        renders and publishes (the campaign's final round)."""
+        self.resume()
+        for kind, file in list(self.retry_adds):
+            self.retry_adds.remove((kind, file))
+            result = await self._op(kind, partial(self._add, kind, file))
+            if isinstance(result, str):
+                self.ledger.assets[result] = f"{kind} {file.name} (repeated)"
+        for _ in range(len(self.retry_renders)):
+            await self._render()
+        for _ in range(len(self.retry_publish)):
+            await self.publish()
 
     async def _daemon_lane(self) -> None:
         while not self._stop.is_set():
