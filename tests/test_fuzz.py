@@ -375,3 +375,11 @@ def test_a_gossip_message_whose_type_is_not_text_is_bad_schema(kind: Any) -> Non
     record["type"] = kind
     verdict = validate(HEADS, dag.encode_dagcbor(record), now=1.8e9, seen=DuplicateCache())
     assert isinstance(verdict, Reject) and verdict.reason == "bad-schema"
+
+
+def test_a_bitswap_prefix_naming_a_non_hash_codec_is_a_message_error() -> None:
+    """Found by fuzzing (100k run): a payload prefix whose hash code is 0x55 (``raw``, a
+    multicodec but no hash) made multiformats raise MultihashValueError out of block_for."""
+    prefix = bm.BlockPrefix(1, 0x55, 0x55, 32)
+    with pytest.raises(bm.MessageError, match="unknown codec or hash"):
+        prefix.block_for(b"payload")

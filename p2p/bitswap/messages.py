@@ -132,7 +132,7 @@ class BlockPrefix:
         try:
             hash_name = multihash.get(code=self.hash_code).name
             codec_name = multicodec.get(code=self.codec).name
-        except KeyError:
+        except (KeyError, ValueError):  # unknown, or a codec that is not a hash (0x55 raw)
             raise MessageError(
                 f"bitswap block prefix has an unknown codec or hash: {self}"
             ) from None
