@@ -21,10 +21,12 @@ deliberately not in the seeds; the targets still reach them.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import itertools
 import json
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -903,7 +905,9 @@ def _recipe_seeds() -> list[bytes]:
 
 @functools.cache
 def _config_home() -> Path:
-    return Path(tempfile.mkdtemp(prefix="artdag-fuzz-config-"))
+    home = Path(tempfile.mkdtemp(prefix="artdag-fuzz-config-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    return home
 
 
 def _run_config(data: bytes) -> None:
