@@ -279,6 +279,8 @@ def load_recipe_yaml(text: str | bytes) -> Recipe:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RecipeError(f"recipe is not valid YAML: {' '.join(str(exc).split())}") from None
+    except ValueError as exc:  # PyYAML's int(): a number of over 4,300 digits
+        raise RecipeError(f"recipe has a value YAML cannot read: {str(exc)[:200]}") from None
     if not isinstance(doc, dict):
         raise RecipeError("recipe: expected a YAML map with name, inputs, nodes and output")
     unknown = set(doc) - _TOP_KEYS

@@ -214,6 +214,10 @@ YAML_BOMBS = {
     + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(9)
     ),
+    # found by fuzzing: PyYAML's int() raised a bare ValueError (over 4,300 digits)
+    "an integer of 5,000 digits": "name: x\nnodes: {a: {effect: glitch, params: {seed: "
+    + "9" * 5000
+    + "}}}\n",
 }
 
 
