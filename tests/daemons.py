@@ -156,6 +156,19 @@ class DaemonProcess:
     def peers(self) -> list[dict[str, Any]]:
         return self.api("GET", "/api/v1/p2p/peers").json()["peers"]
 
+    def init(self, password: str) -> DaemonProcess:
+        """``artdag init`` with a web password (the home may already hold a config.toml)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [ARTDAG, "init", "--password-stdin"],
+            input=f"{password}\n".encode(),
+            env=self.env(),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        return self
+
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         env = self.env()
         proc = subprocess.run([ARTDAG, *args], env=env, capture_output=True, timeout=120)

@@ -125,6 +125,24 @@ async def test_upload_over_the_limit_is_refused(api):
     assert names == ["small"]
 
 
+@pytest.mark.parametrize("settings", [{"max_upload_bytes": 1000}])
+async def test_a_slowly_streamed_upload_over_the_limit_is_refused(api):
+    """Quart's MAX_CONTENT_LENGTH compares only what is buffered at one time: 50 chunks of 100
+    bytes, each drained before the next arrives, were all stored (201) under a 1,000-byte
+    limit. The route counts the whole body."""
+    client, _ = api
+
+    async def trickle():
+        for _ in range(50):
+            yield b"z" * 100
+            await trio.sleep(0.01)
+
+    big = await client.post("/api/v1/assets?name=trickle", content=trickle())
+    assert big.status_code == 413, big.text
+    names = [a["name"] for a in (await client.get("/api/v1/assets")).json()["assets"]]
+    assert "trickle" not in names
+
+
 def test_daemon_process_starts_on_loopback_and_stops_on_sigterm(tmp_path):
     home = Home(tmp_path / "home")
     proc = subprocess.Popen(

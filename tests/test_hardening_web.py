@@ -10,14 +10,13 @@ session cookie as a browser would. The ``X-Forwarded-For`` values are documentat
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.daemons import ARTDAG, DaemonProcess
+from tests.daemons import DaemonProcess
 from webui.pages import _safe_next
 
 PASSWORD = "the owner's password"
@@ -30,15 +29,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     d = DaemonProcess(tmp_path_factory.mktemp("hardening-web") / "home", ARTDAG_P2P="false")
     d.home.mkdir(parents=True)
     (d.home / "config.toml").write_text("[gateway]\ntrust_forwarded_for = true\n")
-    subprocess.run(
-        [ARTDAG, "init", "--password-stdin"],
-        input=f"{PASSWORD}\n".encode(),
-        env=d.env(),
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    d.start()
+    d.init(PASSWORD).start()
     try:
         yield d
     finally:

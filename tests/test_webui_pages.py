@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import html
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.daemons import ARTDAG, DaemonProcess
+from tests.daemons import DaemonProcess
 from tests.media import make_video
 from webui.pages_assets import human_size, media_kind, parse_tags
 from webui.pages_settings import policy_values
@@ -28,16 +27,7 @@ PASSWORD = "a web password"
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     d = DaemonProcess(tmp_path_factory.mktemp("webui-pages") / "home", ARTDAG_P2P="false")
-    d.home.mkdir(parents=True)
-    subprocess.run(
-        [ARTDAG, "init", "--password-stdin"],
-        input=f"{PASSWORD}\n".encode(),
-        env=d.env(),
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    d.start()
+    d.init(PASSWORD).start()
     try:
         yield d
     finally:
