@@ -3,7 +3,7 @@
 
 Pure builders (sans-I/O): each takes plain values and returns a JSON-serialisable dict, so the
 HTTP routes, the publisher and the tests share one definition. What Mastodon and Fedify need is
-in ``shared/FACTS.md`` ("ActivityPub peers that run here"): a WebFinger ``self`` link of type
+in ``docs/decisions.md`` ("ActivityPub peers"): a WebFinger ``self`` link of type
 ``application/activity+json``; an actor with ``inbox``, ``outbox``, ``followers``,
 ``endpoints.sharedInbox`` and ``publicKey{id, owner, publicKeyPem}``; Accept referencing the
 Follow; Notes (the only type Mastodon shows inline) with typed attachments.

@@ -1,6 +1,7 @@
 """HTTP Signatures for ActivityPub, sans-I/O: sign outgoing requests, verify incoming ones.
 
-Two wire forms, both spoken by the fediverse (../shared/FACTS.md):
+Two wire forms, both spoken by the fediverse (docs/decisions.md, "Signed fetches" and "ActivityPub
+peers"):
 
 - **draft-cavage-http-signatures-12** (Mastodon's): a ``Signature`` header with ``keyId``,
   ``algorithm``, ``headers`` and ``signature`` over the signing string of draft section 2.3,

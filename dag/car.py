@@ -2,9 +2,9 @@
 
 CARv1 is a varint-framed header (DAG-CBOR ``{"roots": [...], "version": 1}``) followed by
 varint-framed ``CID bytes ++ block bytes`` sections. No maintained Python CAR library exists, so
-this is written by hand (FACTS.md). :class:`CarReader` is sans-I/O: feed it bytes, it returns
-verified blocks; :func:`import_car` stores them and pins the roots only once the whole DAG is
-present. An identity CID's section is checked by comparing its bytes with the CID's digest.
+this is written by hand (docs/decisions.md). :class:`CarReader` is sans-I/O: feed it bytes, it
+returns verified blocks; :func:`import_car` stores them and pins the roots only once the whole DAG
+is present. An identity CID's section is checked by comparing its bytes with the CID's digest.
 
 A failed import pins nothing and deletes nothing: the blocks it wrote stay, unpinned, until a
 garbage collection finds them unreachable and older than its grace period (:mod:`dag.gc`). It

@@ -2,9 +2,9 @@
 
 No maintained Python library encodes dag-pb and UnixFS byte-for-byte as Kubo does, and both are
 tiny protobuf messages, so this module writes and reads them directly. What matters for matching
-``ipfs add`` (see FACTS.md): links come before data in a ``PBNode``, every link carries an empty
-``Name`` and the cumulative ``Tsize``, ``blocksizes`` are unpacked repeated varints (proto2), and an
-empty chunk omits the ``Data`` field.
+``ipfs add`` (see docs/decisions.md): links come before data in a ``PBNode``, every link carries an
+empty ``Name`` and the cumulative ``Tsize``, ``blocksizes`` are unpacked repeated varints (proto2),
+and an empty chunk omits the ``Data`` field.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A blockstore backed by a Kubo node's RPC API (``/api/v0/...``), over async httpx.
 
-ipfshttpclient is not used: it is synchronous and refuses every current Kubo (FACTS.md). The
-same calls are served by js-ipfs, whose ``block/put`` ignores ``cid-codec`` and wants the older
+ipfshttpclient is not used: it is synchronous and refuses every current Kubo (docs/decisions.md).
+The same calls are served by js-ipfs, whose ``block/put`` ignores ``cid-codec`` and wants the older
 ``format`` parameter; the store notices a wrong codec in the reply and switches once.
 Reads are re-verified here, so a misbehaving node cannot hand us bytes that do not match.
 """

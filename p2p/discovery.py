@@ -1,7 +1,7 @@
 """Finding peers: a bootstrap list, mDNS on the LAN, and the Kademlia DHT for provider records.
 
-py-libp2p's mDNS fills the peerstore but never dials (FACTS.md), and its bootstrap helper is tied
-to the host's own start-up; here the daemon keeps the policy: bootstrap peers are dialled at
+py-libp2p's mDNS fills the peerstore but never dials (docs/decisions.md), and its bootstrap helper
+is tied to the host's own start-up; here the daemon keeps the policy: bootstrap peers are dialled at
 start and re-dialled with backoff while they are unreachable, every peer mDNS reports is dialled
 once, and every new connection is added to the DHT routing table so ``provide`` and
 ``find_providers`` have somewhere to go. ``PeerDialer`` is the sans-I/O part: which peers to

@@ -1,7 +1,7 @@
 """The libp2p host: a persistent Ed25519 node key and a host that speaks Noise and Yamux only.
 
 py-libp2p 0.8.1's ``new_host`` offers Noise, TLS, secio *and plaintext* unless ``sec_opt`` names
-the security transports, and mplex stalls multi-level bitswap fetches (../shared/FACTS.md), so
+the security transports, and mplex stalls multi-level bitswap fetches (docs/decisions.md), so
 this module is the one place that builds hosts: every host artdag runs (daemon, tests, bench)
 refuses a plaintext dialer and negotiates Yamux. Identify and ping are registered by py-libp2p's
 ``BasicHost`` itself.
@@ -90,7 +90,7 @@ def new_secure_host(
     """A host with Noise as its only security transport and Yamux as its only muxer.
 
     ``max_connections_per_peer=1`` avoids py-libp2p's ~250 ms happy-eyeballs wait per connect
-    (FACTS.md); one Yamux connection carries every stream to a peer anyway.
+    (docs/decisions.md); one Yamux connection carries every stream to a peer anyway.
     """
     pair = key_pair or create_new_key_pair()
     noise = NoiseTransport(pair, noise_privkey=create_x25519_key_pair().private_key)

@@ -1,7 +1,7 @@
 """Allowlists for what an untrusted render job may ask ffmpeg to do: filters, output options,
 encoders and muxers; and the checks that enforce them before any process starts.
 
-Threat model (FACTS "ffmpeg and rendering", "dangerous inputs"): a job's filter graph and
+Threat model (docs/decisions.md, "ffmpeg and rendering"): a job's filter graph and
 output options come from a stranger. ffmpeg filters can read any path or URL (``movie``,
 ``amovie``), leak a file into the picture (``drawtext=textfile=``, ``subtitles``, ``ass``),
 load a shared library (``ladspa=file=``, ``lv2``, ``frei0r``: code execution), open a
@@ -81,7 +81,7 @@ Left out on purpose: movie amovie (read any path/URL), drawtext subtitles ass (r
 ladspa lv2 frei0r (load code), zmq azmq (listen on a socket), sendcmd asendcmd (read command
 files), lut3d haldclut curves (read files or load presets), ocr lensfun (data files),
 reverse areverse (buffer the whole stream in memory). ``amix`` is allowed but is not bit-exact
-across CPU paths (FACTS); the pinned ``-cpuflags`` keeps it stable on one build.
+across CPU paths (docs/decisions.md); the pinned ``-cpuflags`` keeps it stable on one build.
 """
 
 ALLOWED_ENCODERS: frozenset[str] = frozenset({

@@ -2,8 +2,8 @@
 
 Two renders of one job are compared by what they show and sound like (DESIGN "Rendering":
 quorum on decoded-frame hashes): container bytes differ with muxer versions, ids and
-metadata, while the same build with the same thread count reproduces decoded content (FACTS).
-The key is what ffmpeg's ``streamhash`` muxer computes::
+metadata, while the same build with the same thread count reproduces decoded content
+(docs/decisions.md). The key is what ffmpeg's ``streamhash`` muxer computes::
 
     ffmpeg -threads 0 -i OUT -map 0:v? -map 0:a? -f streamhash -hash sha256 -
 

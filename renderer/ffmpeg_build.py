@@ -1,7 +1,7 @@
 """The one ffmpeg build artdag renders with: imageio-ffmpeg's static binary.
 
-Why this build and no other (FACTS, "ffmpeg and rendering"): determinism of decoded content
-holds only for one build with one thread count, and the imageio-ffmpeg wheel ships the same
+Why this build and no other (docs/decisions.md, "ffmpeg and rendering"): determinism of decoded
+content holds only for one build with one thread count, and the imageio-ffmpeg wheel ships the same
 static ffmpeg on every x86-64 machine without root. Debian's ffmpeg (5.1) would give other
 pictures for the same job, so it is never picked up from ``PATH``.
 """

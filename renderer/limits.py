@@ -1,8 +1,8 @@
 """Resource limits for one ffmpeg run, and the check of a probed input against them.
 
 Threat model: a render job comes from anyone on the network. Its media inputs may be crafted
-to exhaust the machine (FACTS "ffmpeg and rendering": a 199 kB MP4 of 8192x8192 frames used
-0.75-1.5 GB; a file that claims or holds hours of media) or to reach parsers we do not trust
+to exhaust the machine (docs/decisions.md, "ffmpeg and rendering": a 199 kB MP4 of 8192x8192 frames
+used 0.75-1.5 GB; a file that claims or holds hours of media) or to reach parsers we do not trust
 (exotic demuxers and decoders, playlist demuxers that open other files). ``Limits`` holds
 
 - caps checked on the *probed* input before anything is decoded (``check_media``): bytes,

@@ -7,7 +7,7 @@ once per file::
            -map 0:v? -map 0:a? -c copy -f null -progress pipe:1 -
 
 - The input is an inherited read-only descriptor and ``fd`` is the only protocol, so probing a
-  hostile file (an HLS playlist named ".mp4", FACTS "dangerous inputs") opens nothing else;
+  hostile file (an HLS playlist named ".mp4", docs/decisions.md) opens nothing else;
   the demuxer is chosen from the file's bytes alone (``fd:`` has no extension to trust) among
   ``Limits.containers`` only — a playlist is then "not media in an allowed container".
 - ffmpeg prints the input's header on stderr (``Input #0, <demuxer>, from 'fd:':``,

@@ -1,8 +1,8 @@
 """The sandbox every ffmpeg process of the renderer runs in, and ``run_ffmpeg`` on top of it.
 
 Threat model: a render job (graph, options, media) is written by a stranger; ffmpeg is a large
-C program with a long history of parser bugs. The guardrails, each answering an item of FACTS
-"ffmpeg and rendering":
+C program with a long history of parser bugs. The guardrails, each answering an item of
+docs/decisions.md "ffmpeg and rendering":
 
 - **No network.** The process starts in a fresh network namespace (``unshare -n``; as non-root
   ``unshare -rn``), which holds only a downed loopback: ``zmq``, ``tcp://``, ``http://`` and

@@ -4,8 +4,8 @@ Chromium driven by Playwright's sync API, and a screenshot helper.
 Playwright's own browser download does not work here, so :func:`launch_chromium` points
 Playwright at the system Chromium (``/usr/bin/chromium``, apt package ``chromium``, installed
 by ``scripts/install-test-peers.sh``) through ``executable_path``, headless, with the flags
-FACTS lists: without the background-networking flags Chromium floods the closed network with
-connection attempts. ``BrowserType.launch`` gives every run a fresh temporary profile
+``--disable-background-networking`` and its companions: without them Chromium floods a closed
+network with connection attempts. ``BrowserType.launch`` gives every run a fresh temporary profile
 (``--user-data-dir``), and every :meth:`Browser.new_context` is a cookie-less, isolated session.
 
 The sync API is used from plain (non-async) tests: pytest-trio runs only the async tests, and

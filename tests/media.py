@@ -11,8 +11,8 @@ single-threaded with bitexact flags, so the same call writes the same bytes on e
   44.1 kHz by default). ``"beats"`` is a click track: a 20 ms decaying 1 kHz burst on every beat
   and silence between, so onsets are unmistakable; ``"tone"`` a steady 440 Hz sine.
 - ``make_big_frames(path, size="8192x8192", frames=2)`` — a tiny FFV1 Matroska of a solid
-  colour at a huge frame size: the "decompression bomb" of FACTS (a few kB on disk, hundreds
-  of MB per decoded frame).
+  colour at a huge frame size: the "decompression bomb" of docs/decisions.md (a few kB on disk,
+  hundreds of MB per decoded frame).
 
 These run ffmpeg directly (not through the sandbox): they write trusted test fixtures from
 lavfi sources, they read no input file.

@@ -1,4 +1,5 @@
-"""The bridge's JSON documents against what Mastodon and Fedify need (shared/FACTS.md).
+"""The bridge's JSON documents against what Mastodon and Fedify need (docs/decisions.md,
+"ActivityPub peers").
 
 Pure tests, no network. The keys are real (an RSA 2048 actor key, an Ed25519 did:key from
 ``provenance.Identity``) and the checks decode them independently of the builders: the PEM is

@@ -1,6 +1,6 @@
 """The ``/pins`` routes of a real ``artdag daemon`` on 127.0.0.1 against the IPFS Pinning
-Service spec (``/work/shared/specs/ipfs-pinning-service.yaml``, kept as
-``tests/specs/ipfs-pinning-service.yaml`` when present), driven by schemathesis 4: requests
+Service spec (vendored, unchanged, as ``tests/specs/ipfs-pinning-service.yaml``), driven by
+schemathesis 4: requests
 generated from the spec, valid (positive) and invalid (negative), with a valid token.
 
 Checks run on every response: ``not_a_server_error`` (no 5xx), ``status_code_conformance``

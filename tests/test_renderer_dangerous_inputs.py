@@ -1,5 +1,5 @@
-"""Each dangerous input of FACTS ("ffmpeg and rendering") is refused or stopped with a clear
-error, reading no other file and opening no socket.
+"""Each dangerous input of docs/decisions.md ("ffmpeg and rendering") is refused or stopped with a
+clear error, reading no other file and opening no socket.
 
 Where an attack needs ffmpeg to misbehave, the test also runs it *without* the guard (plain
 ffmpeg, as a naive renderer would) to show that the attack is real, then through the renderer

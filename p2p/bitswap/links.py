@@ -1,7 +1,7 @@
 """Our outbound bitswap stream to one peer: everything we send that peer goes on it.
 
 Kubo's bitswap only reads streams opened towards it and never reads answers on a stream it
-opened (../shared/FACTS.md), so artdag sends both its wants and its answers (blocks,
+opened (docs/decisions.md), so artdag sends both its wants and its answers (blocks,
 presences) on a stream it opens itself, as go-bitswap does: one long-lived stream per peer,
 opened on first use, written under a lock (one message at a time), reopened after a failure.
 Wants are queued and coalesced: however many ``get_block`` calls run, one message carries

@@ -5,7 +5,7 @@ The codec is written by hand rather than taken from py-libp2p's generated classe
 decoder can refuse oversized or malformed input with one clear error (a generated parser
 accepts anything that parses and leaves limits to the caller), it never copies a block more
 than once, and it keeps this package independent of py-libp2p's bitswap engine, whose limits
-(512 KiB blocks) and stream handling do not fit artdag (see ../shared/FACTS.md).
+(512 KiB blocks) and stream handling do not fit artdag (see docs/decisions.md).
 
 The schema (go-bitswap ``message.proto``, proto3)::
 

@@ -1,12 +1,12 @@
 """Every GossipSub / Pubsub setting artdag chooses, in one place, and why.
 
-py-libp2p 0.8.1's defaults drop messages silently or grow memory (../shared/FACTS.md); each
+py-libp2p 0.8.1's defaults drop messages silently or grow memory (docs/decisions.md); each
 field below says which pitfall it answers. ``build_router`` and ``build_pubsub`` are the only
 places that construct py-libp2p's ``GossipSub`` and ``Pubsub``.
 
 - ``protocols``: ``/meshsub/1.2.0``, ``/meshsub/1.1.0``, ``/meshsub/1.0.0``, in that order.
   Kubo 0.22 (go-libp2p-pubsub) speaks 1.1.0, with which py-libp2p interoperates both ways
-  (FACTS.md); two artdag nodes settle on 1.2.0 (IDONTWANT). py-libp2p's own 1.3/1.4/2.0
+  (docs/decisions.md); two artdag nodes settle on 1.2.0 (IDONTWANT). py-libp2p's own 1.3/1.4/2.0
   extensions are left out: no other implementation speaks them and they switch on the
   experimental adaptive code paths.
 - ``degree`` / ``degree_low`` / ``degree_high`` = 6 / 4 / 12: the gossipsub spec's D, D_lo, D_hi
@@ -16,12 +16,12 @@ places that construct py-libp2p's ``GossipSub`` and ``Pubsub``.
   to join the mesh and lost messages are never repaired by gossip. 1 s is the spec's value.
   py-libp2p takes an ``int`` here, so 1 is the smallest value.
 - ``adaptive_gossip`` = off: on by default, it raised the heartbeat to 60 s under load and the
-  message cache then grew ~0.45 MiB/s (FACTS.md). Off, memory stays flat.
+  message cache then grew ~0.45 MiB/s (docs/decisions.md). Off, memory stays flat.
 - ``max_messages_per_topic_per_second`` = 1000 with spam protection on: py-libp2p's default
   (10/s per topic per *forwarding* peer, own publishes included) drops the 11th message of a
   second with only a WARNING. Invalid messages are handled by our validators and peer scores;
-  the rate limit remains as a flood guard far above any honest rate (FACTS: one publisher
-  manages ~150-200 msg/s on loopback).
+  the rate limit remains as a flood guard far above any honest rate (docs/decisions.md: one
+  publisher manages ~150-200 msg/s on loopback).
 - ``seen_ttl`` = 600 s: pubsub's cache of message ids (default 120 s) must outlive the longest
   time window of a topic, so a message relayed late by a slow peer is dropped as already seen
   instead of reaching our validator, which would call it a replay.
