@@ -383,3 +383,18 @@ def test_a_bitswap_prefix_naming_a_non_hash_codec_is_a_message_error() -> None:
     prefix = bm.BlockPrefix(1, 0x55, 0x55, 32)
     with pytest.raises(bm.MessageError, match="unknown codec or hash"):
         prefix.block_for(b"payload")
+
+
+@pytest.mark.parametrize("separator", ["\x1c", "\x1d", "\x1e", "\x1f", "\u0660"])
+def test_separator_characters_in_numbers_are_refused_not_500(separator: str) -> None:
+    """Found by ``bench/fuzz.py`` at a million inputs: ``\\s`` and ``str.strip`` take the
+    information separators \\x1c-\\x1f that ``int()``/``float()`` refuse, so ``?limit=1001\\x1c``
+    and an ``Accept`` q value of ``\\x1d1`` escaped as ValueError (a 500 on ``GET /pins``)."""
+    from daemon.pin_requests import PinRequestError, parse_list_query
+    from webui.gateway import requested_format
+
+    with pytest.raises(PinRequestError):
+        parse_list_query({"limit": f"10{separator}"})
+    assert parse_list_query({"limit": " 10\t"}).limit == 10
+    # an unreadable weight means "not wanted": the listed type is skipped, nothing raises
+    requested_format(None, f"application/vnd.ipld.raw;q={separator}1")

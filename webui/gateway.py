@@ -149,7 +149,8 @@ _FORMATS = {  # ?format= value -> Accept media type
 }
 _FORMAT_OF_TYPE = {media: name for name, media in _FORMATS.items()}
 _UNSUPPORTED_FORMATS = frozenset({"tar", "ipns-record"})
-_Q_VALUE = re.compile(r"\s*(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)\s*")  # RFC 9110 §12.4.2
+# RFC 9110 §12.4.2, with OWS (space, tab) only: \s also takes \x1c-\x1f, which float() refuses
+_Q_VALUE = re.compile(r"[ \t]*(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)[ \t]*")
 _LIST_INDEX = re.compile(r"0|[1-9][0-9]{0,17}")  # ASCII digits int() takes without a limit
 _CODEC_TYPES = {  # codecs served as they are when no format is asked for
     "dag-cbor": "application/vnd.ipld.dag-cbor",
