@@ -327,7 +327,9 @@ def parse_list_query(args: Mapping[str, str]) -> ListQuery:
                 raise PinRequestError(
                     f"status must be among {', '.join(STATUSES)}, got {status[:40]!r}"
                 )
-        query = replace(query, statuses=tuple(dict.fromkeys(statuses)))
+        if len(set(statuses)) != len(statuses):  # the spec's uniqueItems
+            raise PinRequestError("status names a value more than once")
+        query = replace(query, statuses=tuple(statuses))
     if "before" in args:
         query = replace(query, before_ms=parse_rfc3339_ms(args["before"], "before"))
     if "after" in args:

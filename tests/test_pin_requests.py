@@ -245,3 +245,11 @@ def test_tokens_are_stored_hashed_0600_and_checked(tmp_path: Path) -> None:
     assert remove_token(path, "laptop") and not remove_token(path, "laptop")
     assert checker.owner_of(token) is None
     assert checker.owner_of(other) == "phone"
+
+
+def test_a_status_named_twice_is_refused() -> None:
+    """The spec's ``status`` array has ``uniqueItems``: schemathesis sent
+    ``status=pinning,pinned,queued,queued,failed`` and the list was answered (200)."""
+    with pytest.raises(PinRequestError, match="more than once"):
+        parse_list_query({"status": "pinning,queued,queued"})
+    assert parse_list_query({"status": "queued,pinned"}).statuses == ("queued", "pinned")
