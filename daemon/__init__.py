@@ -3,7 +3,7 @@
 Nothing imports this package; it imports all the others.
 """
 
-from .config import Config, ConfigError, load_config
-from .node import Node, open_node
+from daemon.config import Config, ConfigError, load_config
+from daemon.core.node import Node, open_node
 
 __all__ = ["Config", "ConfigError", "Node", "load_config", "open_node"]

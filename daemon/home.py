@@ -18,9 +18,8 @@ from pathlib import Path
 
 import tomli_w
 
+from daemon.config import Config
 from provenance import Identity
-
-from .config import Config
 
 __all__ = ["InitReport", "init_home", "private_umask", "read_token"]
 

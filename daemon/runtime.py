@@ -16,17 +16,16 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from daemon.config import Config
+from daemon.core.fediverse import ActivityPubService
+from daemon.core.network import start_market, start_network
+from daemon.core.node import Node, open_node
+from daemon.core.pinning_api.worker import pinning_service_for
+from daemon.core.pins.service import PinService
+from daemon.home import read_token
+from daemon.http.app import create_app
+from daemon.nodeapi.client import remove_daemon_file, write_daemon_file
 from webui import WebServices
-
-from .activitypub_service import ActivityPubService
-from .api import create_app
-from .client import remove_daemon_file, write_daemon_file
-from .config import Config
-from .home import read_token
-from .network_glue import start_market, start_network
-from .node import Node, open_node
-from .pin_service import PinService
-from .pinning_service import pinning_service_for
 
 __all__ = ["Ready", "run_daemon", "serve_http"]
 
@@ -67,11 +66,11 @@ async def run_daemon(
 ) -> None:
     """Run until SIGINT or SIGTERM; ``on_ready`` is called once everything listens.
     ``fault`` is for tests only (a volunteer that returns wrong results)."""
-    from .activitypub_service import open_activitypub
-    from .money_service import open_money
-    from .ownership import open_claims, run_claims_gossip, run_ownership_tasks
-    from .web_render import web_render
-    from .web_services import web_services
+    from daemon.core.fediverse import open_activitypub
+    from daemon.core.money import open_money
+    from daemon.core.ownership.tasks import open_claims, run_claims_gossip, run_ownership_tasks
+    from daemon.core.render.web import web_render
+    from daemon.http.web import web_services
 
     async with open_node(config) as node, contextlib.AsyncExitStack() as stack:
         token = read_token(config)

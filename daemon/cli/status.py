@@ -1,0 +1,157 @@
+"""``artdag status``: the node on one screen (rich), or its JSON with ``--json``.
+
+With a daemon running it asks ``GET /api/v1/status/full`` (the gateway's traffic and uptime
+live only there) and adds the URLs from ``daemon.json``; without one it opens the node's files
+itself, gathers the same figures (:mod:`daemon.core.status.figures`) and says "daemon: not running".
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+from daemon.config import Config
+from daemon.nodeapi.client import DaemonClient, DaemonNotRunning
+
+__all__ = ["register", "local_status"]
+
+
+async def local_status(config: Config) -> dict[str, Any]:
+    """The status JSON from the node's files, for when no daemon runs."""
+    import trio
+
+    from activitypub_bridge.delivery_queue import DeliveryQueue
+    from daemon.core.market.store import MarketStore
+    from daemon.core.node import open_node
+    from daemon.core.status.figures import FigureSource, status_json
+
+    async with open_node(config) as node:
+        node.market_store = await trio.to_thread.run_sync(MarketStore, config.index_path)
+        delivery_counts = None
+        if config.deliveries_path.exists():
+
+            def delivery_counts() -> dict[str, int]:
+                queue = DeliveryQueue.open(config.deliveries_path, recover=False)
+                try:
+                    return {str(state): n for state, n in queue.stats().counts.items()}
+                finally:
+                    queue.close()
+
+        figures = await FigureSource(node, delivery_counts=delivery_counts).gather()
+        return status_json(node, figures, daemon={"running": False})
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    if days:
+        return f"{days}d {hours}h {minutes}m"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {s}s"
+
+
+def _counts(counts: dict[str, int] | None) -> str:
+    if counts is None:
+        return "n/a"
+    shown = [f"{name} {n}" for name, n in counts.items() if n]
+    return ", ".join(shown) if shown else "none"
+
+
+def status_lines(status: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) rows of the one-screen summary."""
+    daemon = status["daemon"]
+    rows = [("node", status["did"]), ("version", f"artdag {status['version']}")]
+    rows.append(("home", f"{status['home']} (store: {status['store_kind']})"))
+    if daemon.get("running"):
+        rows.append(("daemon", f"running, pid {daemon['pid']}, up {_duration(daemon['uptime_s'])}"))
+        for url in daemon.get("urls") or []:
+            rows.append(("url", url))
+        if daemon.get("peer_id"):
+            rows.append(("peer id", daemon["peer_id"]))
+    else:
+        rows.append(("daemon", "not running"))
+    store = status["store"]
+    used = f"{store['blocks']} blocks, {_size(store['bytes'])}"
+    if status.get("quota_bytes"):
+        used += f" of {_size(status['quota_bytes'])} quota"
+        if status.get("quota_used_percent") is not None:
+            used += f" ({status['quota_used_percent']}%)"
+    rows.append(("store", used))
+    rows.append(("assets", str(status.get("assets", 0))))
+    pins = status["pins"]
+    rows.append(("pins", f"{pins['total']} ({_counts(pins['by_reason'])})"))
+    rows.append(("followed", f"{status['followed_creators']} creators"))
+    peers = status.get("peers")
+    if peers is None:
+        rows.append(("peers", "n/a (p2p off)" if daemon.get("running") else "n/a"))
+    else:
+        rows.append(("peers", str(peers)))
+    gateway = status.get("gateway")
+    if gateway is not None:
+        text = f"{gateway['requests']} requests, {_size(gateway['bytes_sent'])} sent since start"
+        if gateway.get("rate_limited"):
+            text += f", {gateway['rate_limited']} refused (429)"
+        rows.append(("gateway", text))
+    rows.append(("deliveries", _counts(status.get("deliveries"))))
+    jobs = status.get("jobs")
+    if jobs is None:
+        rows.append(("jobs", "n/a"))
+    else:
+        text = "; ".join(f"{role}: {_counts(by_status)}" for role, by_status in jobs.items())
+        rows.append(("jobs", text or "none"))
+    gc = status.get("last_gc")
+    if gc:
+        when = f", {_duration(time.time() - gc['at'])} ago" if gc.get("at") else ""
+        freed = _size(gc.get("freed_bytes"))
+        rows.append(("last gc", f"removed {gc.get('removed', 0)} blocks, freed {freed}{when}"))
+    elif daemon.get("running"):
+        rows.append(("last gc", "none since start"))
+    return rows
+
+
+def register(main: click.Group) -> None:
+    from daemon.cli.main import _config, _guarded, _run
+
+    @main.command()
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @click.pass_context
+    @_guarded
+    def status(ctx: click.Context, as_json: bool) -> None:
+        """Summarise the node on one screen: daemon, store, pins, peers, gateway, jobs."""
+        config = _config(ctx)
+        try:
+            client = DaemonClient.for_config(config)
+            info = client.call("GET", "/api/v1/status/full")
+            info["daemon"]["urls"] = [client.base_url]
+        except DaemonNotRunning:
+            info = _run(local_status)(config)
+        if as_json:
+            click.echo(json.dumps(info, indent=2))
+            return
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(box=None, show_header=False, pad_edge=False)
+        table.add_column(style="bold")
+        table.add_column(overflow="fold")
+        for label, value in status_lines(info):
+            table.add_row(Text(label), Text(value))  # Text: no markup in URLs, names
+        Console(highlight=False).print(table)

@@ -1,0 +1,1 @@
+"""What a node does: the services the runtime constructs once (never imports the adapters)."""

@@ -1,0 +1,1 @@
+"""The volunteer render market: requesting renders and volunteering for them."""

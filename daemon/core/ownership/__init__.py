@@ -1,0 +1,1 @@
+"""Claims, disputes and OpenTimestamps anchors of this node's records."""

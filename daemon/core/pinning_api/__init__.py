@@ -1,0 +1,1 @@
+"""The IPFS Pinning Service API: tokens, pin requests and their worker."""

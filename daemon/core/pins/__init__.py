@@ -1,0 +1,1 @@
+"""Local pins: why each exists, the pinning policies and garbage collection."""

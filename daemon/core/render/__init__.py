@@ -1,0 +1,1 @@
+"""Rendering recipes for this node: locally, or through the market."""

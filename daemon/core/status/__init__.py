@@ -1,0 +1,1 @@
+"""Figures about the node: the status summary and Prometheus metrics."""

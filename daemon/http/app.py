@@ -1,0 +1,243 @@
+"""The local HTTP app: ``/healthz`` and the JSON API under ``/api/v1`` (Quart-trio).
+
+Every ``/api/v1`` route needs ``Authorization: Bearer <token>``, the token kept in
+``$ARTDAG_HOME/api-token`` (mode 0600). Routes only translate HTTP to :class:`Node` calls.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from quart import Response, jsonify, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import RequestEntityTooLarge
+
+import dag
+from daemon.core.fediverse import ActivityPubService
+from daemon.core.gateway_fetch import make_fetch_missing
+from daemon.core.node import Node
+from daemon.core.pins.service import PinService
+from daemon.core.status.metrics import metrics_for
+from daemon.http.activitypub import add_activitypub_routes
+from daemon.http.market import add_market_routes
+from daemon.http.metrics import add_metrics_routes
+from daemon.http.p2p import add_p2p_routes
+from daemon.http.pinning import add_pinning_routes
+from daemon.http.pins import add_pin_routes
+from daemon.http.render import RenderRequestError, add_render_routes
+from dag import cid_to_str, parse_cid
+from p2p.errors import P2PError
+from provenance import ProvenanceError, is_media_type
+from webui import (
+    USER_CONTENT_HEADERS,
+    AssetSummary,
+    ClientLimits,
+    LiveSessions,
+    PasswordFile,
+    WebServices,
+    add_gateway_routes,
+    add_pages,
+    add_provenance_routes,
+    load_or_create_secret,
+)
+
+__all__ = ["create_app"]
+
+_OCTET_STREAM = "application/octet-stream"
+
+
+async def _body_within(limit: int) -> AsyncIterator[bytes]:
+    """The request body as it arrives; RequestEntityTooLarge (413) past ``limit`` bytes in all.
+
+    Quart's ``MAX_CONTENT_LENGTH`` compares only the bytes buffered at one time with the limit,
+    so a chunked body that the reader keeps draining got through whole when its chunks were
+    small enough (seen in ``tests/test_api.py``: a 5,000-byte upload stored under a limit of
+    1,000 bytes, about one run in six)."""
+    size = 0
+    async for chunk in request.body:
+        size += len(chunk)
+        if size > limit:
+            raise RequestEntityTooLarge()
+        yield chunk
+
+
+def _error(status: int, message: str) -> Response:
+    response = jsonify({"error": message})
+    response.status_code = status
+    return response
+
+
+# Most specific first: Quart picks the handler registered for the nearest class in the MRO.
+_STATUS_FOR_ERROR: dict[type[Exception], int] = {
+    dag.CidError: 400,
+    dag.BlockNotFound: 404,
+    dag.CodecError: 422,
+    ProvenanceError: 422,
+    dag.StoreError: 503,
+    P2PError: 502,
+    RenderRequestError: 400,
+}
+
+
+def _add_provenance_page(app: QuartTrio, node: Node) -> None:
+    """The public provenance page fediverse posts link to (``webui.provenance_page``)."""
+    from daemon.core.render.service import RenderService
+
+    renders = RenderService.for_node(node)
+
+    @app.after_serving
+    async def close_renders() -> None:
+        renders.close()
+
+    async def graph_for(cid: str) -> Any:
+        return await renders.provenance_graph(cid, max_nodes=500)
+
+    async def asset_for(cid: str) -> AssetSummary | None:
+        row = await node.asset(cid)
+        if row is None:
+            return None
+        return AssetSummary(row.name, row.mime, row.signer, row.created)
+
+    add_provenance_routes(app, graph_for, asset_for)
+
+
+def create_app(
+    node: Node,
+    token: str,
+    activitypub: ActivityPubService | None = None,
+    web: WebServices | None = None,
+    pins: PinService | None = None,
+) -> QuartTrio:
+    app = QuartTrio("artdag", static_folder=None)  # webui serves /static from its blueprint
+    app.config["MAX_CONTENT_LENGTH"] = node.config.max_upload_bytes
+    app.config["BODY_TIMEOUT"] = 3600
+
+    @app.before_request
+    async def require_token() -> Response | None:
+        if not request.path.startswith("/api/"):
+            return None
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+            response = _error(401, "missing or wrong bearer token")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="artdag"'
+            return response
+        return None
+
+    def reply_with(status: int) -> Callable[[Exception], Awaitable[Response]]:
+        async def handler(exc: Exception) -> Response:
+            return _error(status, str(exc))
+
+        return handler
+
+    for error_type, status in _STATUS_FOR_ERROR.items():
+        app.register_error_handler(error_type, reply_with(status))
+
+    @app.errorhandler(413)
+    async def too_large(exc: Exception) -> Response:
+        response = _error(413, f"upload larger than {node.config.max_upload_bytes} bytes")
+        response.headers["Connection"] = "close"  # the rest of the body is never read
+        return response
+
+    @app.get("/healthz")
+    async def healthz() -> Any:
+        return jsonify(await node.status())
+
+    @app.get("/api/v1/assets")
+    async def list_assets() -> Any:
+        try:
+            limit = min(int(request.args.get("limit", 100)), 1000)
+            offset = max(int(request.args.get("offset", 0)), 0)
+        except ValueError:
+            return _error(400, "limit and offset must be integers")
+        rows = await node.assets(request.args.get("tag"), limit, offset)
+        return jsonify({"assets": [r.to_json() for r in rows], "limit": limit, "offset": offset})
+
+    @app.get("/api/v1/assets/<cid>")
+    async def get_asset(cid: str) -> Any:
+        row = await node.asset(parse_cid(cid))
+        if row is None:
+            return _error(404, f"no asset {cid}")
+        record = dag.to_jsonable(await node.record(row.record))
+        return jsonify(row.to_json() | {"asset_record": record})
+
+    @app.get("/api/v1/assets/<cid>/content")
+    async def asset_content(cid: str) -> Any:
+        parsed = parse_cid(cid)
+        row = await node.asset(parsed)
+        size = await node.size_of(parsed)
+        headers = {  # user content: checked type, sandboxed as the gateway's (webui.gateway)
+            "Content-Type": (row.mime if row and is_media_type(row.mime) else _OCTET_STREAM),
+            "Content-Length": str(size),
+            "ETag": f'"{cid_to_str(parsed)}"',
+        } | USER_CONTENT_HEADERS
+        return Response(node.cat(parsed), headers=headers)
+
+    @app.post("/api/v1/assets")
+    async def upload_asset() -> Any:
+        """Raw body upload: ``POST /api/v1/assets?name=clip.mp4&tag=a&tag=b``."""
+        name = request.args.get("name")
+        if not name:
+            return _error(400, "query parameter 'name' is required")
+        tags = request.args.getlist("tag")
+        mime = request.headers.get("Content-Type")
+        if mime in (None, "", "application/octet-stream", "application/x-www-form-urlencoded"):
+            mime = None
+        within = _body_within(node.config.max_upload_bytes)
+        added = await node.add_stream(within, name=name, tags=tags, mime=mime)
+        body = added.asset.to_json() | {"existed": added.existed}
+        response = jsonify(body)
+        response.status_code = 200 if added.existed else 201
+        response.headers["Location"] = f"/api/v1/assets/{added.asset.cid}"
+        return response
+
+    @app.get("/api/v1/records/<cid>")
+    async def get_record(cid: str) -> Any:
+        """A stored record, verified before it is returned (schema and signature)."""
+        record = await node.record(parse_cid(cid))
+        return jsonify({"cid": cid_to_str(parse_cid(cid)), "record": dag.to_jsonable(record)})
+
+    add_p2p_routes(app, node)
+    add_market_routes(app, node, trust_after=node.config.trust_after)
+    add_render_routes(app, node)
+    fetch_missing = make_fetch_missing(node)
+    metrics = metrics_for(node, activitypub=activitypub, fetch_missing=fetch_missing)
+    if pins is None:
+        pins = PinService(node)
+
+        @app.after_serving
+        async def close_pins() -> None:
+            assert pins is not None
+            pins.close()
+
+    add_pin_routes(app, pins)
+    add_metrics_routes(app, node, metrics, token=token, last_gc=lambda: pins.last_gc)
+    add_gateway_routes(
+        app,
+        node,
+        fetch_missing=fetch_missing,
+        observers=[metrics.observe_gateway, pins.observe_gateway],
+        limiter=ClientLimits.per_minute(
+            node.config.gateway_requests_per_minute, node.config.gateway_burst
+        ),
+        trust_forwarded_for=node.config.gateway_trust_forwarded_for,
+    )
+    _add_provenance_page(app, node)
+    if node.config.pinning_api:
+        add_pinning_routes(app, node)  # the IPFS Pinning Service API at /pins
+    if activitypub is not None:
+        add_activitypub_routes(app, activitypub)
+    if web is not None:
+        config = node.config
+        add_pages(
+            app,
+            web,
+            password=PasswordFile(config.web_password_path),
+            secret=load_or_create_secret(config.web_secret_path),
+            sessions=LiveSessions(config.web_sessions_path),
+            secure_cookies=bool(config.tls_cert),
+            trust_forwarded_for=config.gateway_trust_forwarded_for,
+        )
+    return app
