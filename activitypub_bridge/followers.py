@@ -8,7 +8,7 @@ config and are passed in where needed). Blocks are stored normalised
 ``Bücher.Example.`` and ``xn--bcher-kva.example`` are one block.
 
 Plain ``sqlite3``: every statement here is one short SQL line and upserts need
-``ON CONFLICT ... DO UPDATE``. Like :class:`daemon.market_store.MarketStore` every method is
+``ON CONFLICT ... DO UPDATE``. Like :class:`daemon.core.market.store.MarketStore` every method is
 synchronous and serialised by one lock over one connection; trio callers use
 ``trio.to_thread.run_sync``.
 """

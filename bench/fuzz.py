@@ -174,7 +174,7 @@ def child_atheris(args: argparse.Namespace) -> None:
     with atheris.instrument_imports(include=PROJECT_PACKAGES + LIBRARY_PACKAGES):
         ft = _import_targets()
         import daemon.config
-        import daemon.pin_requests  # noqa: F401
+        import daemon.core.pinning_api.requests  # noqa: F401
         import p2p.bitswap.framing  # noqa: F401
         import renderer.market  # noqa: F401
         import webui.gateway_ranges  # noqa: F401

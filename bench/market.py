@@ -16,7 +16,7 @@ CLI's start-up); inputs are 320x180, 25 fps H.264 + AAC test clips (tests/media.
    render time in the volunteer's receipt (input check or fetch, result gossip: the part of
    the volunteer's work that is not rendering), fetch (output by bitswap), verify (decode +
    content key); overhead = total - render. Baseline: the same
-   recipe rendered in-process by ``daemon.render_service.RenderService`` on a temp store
+   recipe rendered in-process by ``daemon.core.render.service.RenderService`` on a temp store
    (load, plan, sandboxed ffmpeg, content key, import, receipts, provenance), fresh ``start``
    each time too. All figures are medians.
 2. Step parallelism: an 8-segment recipe (8 ``segment`` nodes joined by a ``sequence``; the
@@ -57,7 +57,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import dag  # noqa: E402
-from daemon.render_service import RenderService  # noqa: E402
+from daemon.core.render.service import RenderService  # noqa: E402
 from provenance import Identity  # noqa: E402
 from renderer import Limits  # noqa: E402
 from tests.daemons import DaemonProcess, wait_until  # noqa: E402

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import dag  # noqa: E402
-from daemon.render_service import RenderService  # noqa: E402
+from daemon.core.render.service import RenderService  # noqa: E402
 from provenance import Identity  # noqa: E402
 from renderer import Limits, content_key, ffmpeg_exe  # noqa: E402
 from tests.media import make_video  # noqa: E402

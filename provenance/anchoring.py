@@ -11,7 +11,7 @@ grafts them onto ours. A proof is complete once a path ends in a Bitcoin block h
 attestation: the message there must equal the merkle root of the block header at that height.
 
 Everything here works on bytes and the ``opentimestamps`` library's objects; the HTTP side lives
-in :mod:`daemon.anchor_service`. Serialization, op semantics and attestation types are the
+in :mod:`daemon.core.ownership.anchors`. Serialization, op semantics and attestation types are the
 library's (consensus-critical, so never re-implemented here); what is hand-written is only the
 glue: finding paths through the proof tree and checking an 80-byte header, which the library
 leaves to its callers (it expects a bitcoind RPC proxy).

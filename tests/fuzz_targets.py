@@ -845,8 +845,8 @@ def _run_pin_body(data: bytes) -> None:
     """``POST /pins`` and ``POST /pins/{id}`` as ``api_pinning._pin_body`` reads them (its
     JsonRefused becomes a 400), then :func:`parse_pin_body`."""
     from activitypub_bridge import parse_json
-    from daemon.api_pinning import MAX_BODY_BYTES, MAX_BODY_DEPTH
-    from daemon.pin_requests import parse_pin_body
+    from daemon.core.pinning_api.requests import parse_pin_body
+    from daemon.http.pinning import MAX_BODY_BYTES, MAX_BODY_DEPTH
 
     parse_pin_body(parse_json(data, max_bytes=MAX_BODY_BYTES, max_depth=MAX_BODY_DEPTH))
 
@@ -870,7 +870,7 @@ def _pin_body_seeds() -> list[bytes]:
 
 def _run_pin_query(data: bytes) -> None:
     """``GET /pins?...`` as ``api_pinning._query_args`` flattens it, then ``parse_list_query``."""
-    from daemon.pin_requests import parse_list_query
+    from daemon.core.pinning_api.requests import parse_list_query
 
     list_params = ("cid", "status")
     values: dict[str, list[str]] = {}
@@ -938,7 +938,7 @@ def _repo_error() -> type[BaseException]:
 def _error_types() -> dict[str, tuple[type[BaseException], ...]]:
     from activitypub_bridge.http_signatures import SignatureRejected
     from daemon.config import ConfigError
-    from daemon.pin_requests import PinRequestError
+    from daemon.core.pinning_api.requests import PinRequestError
     from p2p.bitswap.errors import MessageError
     from provenance import RecordError
     from renderer.market import JobError

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dag
-from daemon.render_service import RenderService
+from daemon.core.render.service import RenderService
 from dag import CID
 from provenance import Identity
 from renderer import Limits, MediaInfo, probe

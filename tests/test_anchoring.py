@@ -19,7 +19,7 @@ import pytest
 import trio
 
 import dag
-from daemon.anchor_service import AnchorService
+from daemon.core.ownership.anchors import AnchorService
 from provenance import Identity, sign_record, utc_timestamp, verify_signed
 from provenance.anchoring import (
     AnchorError,
@@ -229,9 +229,9 @@ async def test_cli_anchor_anchors_verify_anchor(tmp_path: Path, calendar: TestCa
     import click
     from click.testing import CliRunner
 
-    from daemon.cli_anchor import register
+    from daemon.cli.anchor import register
     from daemon.config import load_config
-    from daemon.node import open_node
+    from daemon.core.node import open_node
 
     config = load_config(tmp_path / "home")
     async with open_node(config) as node:

@@ -13,8 +13,8 @@ import pytest
 import trio
 
 from daemon.config import load_config
+from daemon.core.node import open_node
 from daemon.home import read_token
-from daemon.node import open_node
 from daemon.runtime import serve_http
 from tests.cli_helpers import ARTDAG, Home
 

@@ -114,7 +114,7 @@ def test_a_publish_killed_between_storing_and_queueing_is_delivered_when_repeate
 
             def publish() -> None:
                 with contextlib.suppress(httpx.HTTPError):  # killed while it waits for the queue
-                    daemon.api("POST", "/api/v1/activitypub/publish", json={"cid": cid})
+                    daemon.http.app("POST", "/api/v1/activitypub/publish", json={"cid": cid})
 
             blocker = sqlite3.connect(daemon.home / "deliveries.db", timeout=5)
             blocker.execute("BEGIN EXCLUSIVE")
@@ -128,7 +128,7 @@ def test_a_publish_killed_between_storing_and_queueing_is_delivered_when_repeate
                 blocker.close()
                 publishing.join(60)
             daemon.restart()
-            again = daemon.api("POST", "/api/v1/activitypub/publish", json={"cid": cid}).json()
+            again = daemon.http.app("POST", "/api/v1/activitypub/publish", json={"cid": cid}).json()
             assert again["already_published"], again
             wait_until(
                 lambda: remote.handled("Create").get(again["activity"]), 20, "the Create delivered"
@@ -169,7 +169,7 @@ def test_an_add_killed_before_its_repo_append_is_chained_when_repeated(tmp_path:
 
 def _quiet_add(daemon: DaemonProcess, data: bytes) -> None:
     with contextlib.suppress(httpx.HTTPError):  # killed while it waits for the repo
-        daemon.api("POST", "/api/v1/assets", params={"name": "work.bin"}, content=data)
+        daemon.http.app("POST", "/api/v1/assets", params={"name": "work.bin"}, content=data)
 
 
 def _indexed(home: Path, name: str) -> bool:

@@ -262,7 +262,7 @@ def test_filesize_must_equal_data_plus_blocksizes() -> None:
 
 async def test_gateway_serves_a_deep_dag_and_odd_headers(tmp_path) -> None:
     from daemon.config import load_config
-    from daemon.node import open_node
+    from daemon.core.node import open_node
     from tests.test_gateway import running_gateway
 
     blocks, root = deep_chain(1500)  # past the recursion limit; 3,000 is slow through a store
@@ -321,10 +321,10 @@ async def test_pinning_routes_answer_hostile_inputs_with_400(tmp_path) -> None:
     from hypercorn.trio import serve
     from quart_trio import QuartTrio
 
-    from daemon.api_pinning import add_pinning_routes
     from daemon.config import load_config
-    from daemon.node import open_node
-    from daemon.pinning_tokens import add_token
+    from daemon.core.node import open_node
+    from daemon.core.pinning_api.tokens import add_token
+    from daemon.http.pinning import add_pinning_routes
 
     async with open_node(load_config(tmp_path / "home", environ={})) as node:
         token = add_token(node.config.pinning_tokens_path, "fuzz")
@@ -390,7 +390,7 @@ def test_separator_characters_in_numbers_are_refused_not_500(separator: str) -> 
     """Found by ``bench/fuzz.py`` at a million inputs: ``\\s`` and ``str.strip`` take the
     information separators \\x1c-\\x1f that ``int()``/``float()`` refuse, so ``?limit=1001\\x1c``
     and an ``Accept`` q value of ``\\x1d1`` escaped as ValueError (a 500 on ``GET /pins``)."""
-    from daemon.pin_requests import PinRequestError, parse_list_query
+    from daemon.core.pinning_api.requests import PinRequestError, parse_list_query
     from webui.gateway import requested_format
 
     with pytest.raises(PinRequestError):

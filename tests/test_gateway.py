@@ -19,7 +19,7 @@ from quart_trio import QuartTrio
 
 import dag
 from daemon.config import load_config
-from daemon.node import Node, open_node
+from daemon.core.node import Node, open_node
 from dag.dagpb import PBLink, PBNode, UnixFSData, UnixFSType, encode_node
 from tests.media import make_video
 from webui import (

@@ -15,9 +15,9 @@ import trio.testing
 
 import dag
 from daemon.config import load_config
-from daemon.gateway_fetch import TokenBucket, make_fetch_missing
-from daemon.network_glue import start_network
-from daemon.node import Node, open_node
+from daemon.core.gateway_fetch import TokenBucket, make_fetch_missing
+from daemon.core.network import start_network
+from daemon.core.node import Node, open_node
 from p2p.bitswap import BlockUnavailable
 from tests.daemons import DaemonProcess, daemon_line, wait_until
 from tests.test_gateway import running_gateway

@@ -19,7 +19,7 @@ import trio
 
 import dag
 from daemon.config import load_config
-from daemon.node import open_node
+from daemon.core.node import open_node
 from tests.test_gateway import running_gateway
 from webui import ClientLimits, GatewayEvent, client_address
 

@@ -20,8 +20,8 @@ import trio
 
 import dag
 from daemon.config import load_config
+from daemon.core.node import Node, open_node
 from daemon.home import read_token
-from daemon.node import Node, open_node
 from daemon.runtime import serve_http
 from dag import Block, record_block
 from dag.dagpb import PBLink, PBNode, UnixFSData, UnixFSType, encode_node
@@ -127,7 +127,7 @@ async def test_a_hostile_mime_already_in_the_index_is_not_echoed(app):
     payload = Block.encode(SCRIPT)
     await node.store.put(payload)
     root = dag.cid_to_str(payload.cid)
-    from daemon.index import AssetRow
+    from daemon.core.index import AssetRow
 
     node.index.put_asset(
         AssetRow(root, "notes", len(SCRIPT), HOSTILE_MIME, [], root, "did:key:z6Mk", "")
@@ -303,7 +303,7 @@ def test_concurrent_uploads_of_one_file_make_one_record_and_one_commit(tmp_path)
             thread.start()
         for thread in threads:
             thread.join(120)
-        did = daemon.api("GET", "/healthz").json()["did"]
+        did = daemon.http.app("GET", "/healthz").json()["did"]
     finally:
         daemon.stop()
     assert len(results) == 12
@@ -315,7 +315,7 @@ def test_concurrent_uploads_of_one_file_make_one_record_and_one_commit(tmp_path)
         assert [row["type"] for row in repo.records(did)] == ["asset"]
     finally:
         repo.db.close()
-    from daemon.index import Index
+    from daemon.core.index import Index
 
     index = Index(daemon.home / "index.db")
     try:
@@ -344,7 +344,7 @@ def test_chromium_runs_no_script_from_the_gateway(tmp_path):
     require_chromium()
     with webui_daemon(tmp_path / "home") as daemon:
         hostile = daemon.add_bytes(PAGE, "notes.txt")["cid"]
-        honest = daemon.api(
+        honest = daemon.http.app(
             "POST",
             "/api/v1/assets",
             params={"name": "page.html"},

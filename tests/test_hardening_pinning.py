@@ -26,8 +26,8 @@ import pytest
 
 import dag
 from daemon.config import ConfigError, load_config
-from daemon.pin_origins import OriginRefused, check_origin, names_to_resolve
-from daemon.pin_requests import (
+from daemon.core.pinning_api.origins import OriginRefused, check_origin, names_to_resolve
+from daemon.core.pinning_api.requests import (
     PendingLimitReached,
     PinLimits,
     PinRequestError,
@@ -36,8 +36,8 @@ from daemon.pin_requests import (
     parse_list_query,
     parse_pin_body,
 )
-from daemon.pin_schedule import Queued, choose, per_token_slots
-from daemon.pinning_tokens import add_token
+from daemon.core.pinning_api.schedule import Queued, choose, per_token_slots
+from daemon.core.pinning_api.tokens import add_token
 from renderer import RecipeError, load_recipe_yaml
 from tests.daemons import ARTDAG, DaemonProcess, wait_until
 
@@ -131,7 +131,7 @@ def test_dns_origins_are_dialled_at_a_checked_address() -> None:
 
 
 class _Dialler:
-    """Records what :func:`daemon.dag_fetch.dial_origins` would connect to."""
+    """Records what :func:`daemon.core.dag_fetch.dial_origins` would connect to."""
 
     def __init__(self) -> None:
         self.dialled: list[str] = []
@@ -144,7 +144,7 @@ class _Dialler:
 async def test_dial_origins_dials_only_public_origins_and_says_why_not() -> None:
     from types import SimpleNamespace
 
-    from daemon.dag_fetch import dial_origins
+    from daemon.core.dag_fetch import dial_origins
 
     network = _Dialler()
     node: Any = SimpleNamespace(network=network)

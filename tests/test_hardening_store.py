@@ -111,7 +111,9 @@ def test_failed_car_import_leaves_an_asset_uploaded_meanwhile_whole(
             60,
             "the import to store the valid blocks",
         )
-        upload = daemon.api("POST", "/api/v1/assets", params={"name": "same.bin"}, content=data)
+        upload = daemon.http.app(
+            "POST", "/api/v1/assets", params={"name": "same.bin"}, content=data
+        )
         assert upload.status_code == 201, upload.text
         assert upload.json()["cid"] == dag.cid_to_str(root)
         os.write(fd, corrupt)
@@ -122,13 +124,13 @@ def test_failed_car_import_leaves_an_asset_uploaded_meanwhile_whole(
     assert "does not match" in err.decode()
 
     cid = dag.cid_to_str(root)
-    cat = daemon.cli("cat", cid, check=False)
+    cat = daemon.cli.main("cat", cid, check=False)
     assert cat.returncode == 0, cat.stderr.decode()
     assert cat.stdout == data
-    gateway = daemon.api("GET", f"/ipfs/{cid}")
+    gateway = daemon.http.app("GET", f"/ipfs/{cid}")
     assert gateway.status_code == 200, gateway.text[:300]
     assert gateway.content == data
-    check = daemon.cli("verify", check=False)
+    check = daemon.cli.main("verify", check=False)
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
 
 

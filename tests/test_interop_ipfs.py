@@ -212,7 +212,7 @@ async def test_node_can_run_on_the_kubo_rpc_store(js_ipfs, tmp_path, sample_file
     """`artdag add` through the daemon's Node with [store] backend = "kubo": the blocks land in
     the IPFS node, which then serves the file itself."""
     from daemon.config import load_config
-    from daemon.node import open_node
+    from daemon.core.node import open_node
 
     config = load_config(tmp_path / "home", environ={}, store="kubo", kubo_url=js_ipfs.api_url)
     async with open_node(config) as node:

@@ -1,4 +1,4 @@
-"""The market ledger: :class:`daemon.market_store.MarketStore` on a real SQLite file, its JSON
+"""The market ledger: :class:`daemon.core.market.store.MarketStore` on a real SQLite file, its JSON
 routes served by the real hypercorn server on 127.0.0.1 (in-process), and the ``jobs`` /
 ``volunteers`` commands talking to that server through the real DaemonClient."""
 
@@ -16,13 +16,9 @@ from click.testing import CliRunner
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
-from daemon.api import create_app
-from daemon.api_market import add_market_routes
-from daemon.cli_market import register
-from daemon.client import write_daemon_file
+from daemon.cli.market import register
 from daemon.config import load_config
-from daemon.home import read_token
-from daemon.market_store import (
+from daemon.core.market.store import (
     JobRow,
     MarketStore,
     MarketStoreError,
@@ -30,7 +26,11 @@ from daemon.market_store import (
     VerdictRow,
     VolunteerRow,
 )
-from daemon.node import open_node
+from daemon.core.node import open_node
+from daemon.home import read_token
+from daemon.http.app import create_app
+from daemon.http.market import add_market_routes
+from daemon.nodeapi.client import write_daemon_file
 
 DID_A = "did:key:z6MkvolunteerAAAAAAAA"
 DID_B = "did:key:z6MkvolunteerBBBBBBBB"

@@ -18,7 +18,7 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.api_metrics import metrics_allowed
+from daemon.http.metrics import metrics_allowed
 from tests.daemons import DaemonProcess
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

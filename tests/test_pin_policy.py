@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from daemon.pin_policy import Candidate, fit_quota, plan_changes, value_order
-from daemon.popularity import PopularityStore, RequestDedup, decayed, rank_key
+from daemon.core.pins.policy import Candidate, fit_quota, plan_changes, value_order
+from daemon.core.pins.popularity import PopularityStore, RequestDedup, decayed, rank_key
 
 H = 3600.0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import dag
-from daemon.pin_requests import (
+from daemon.core.pinning_api.requests import (
     ListQuery,
     PinRequestError,
     PinRequestStore,
@@ -21,7 +21,7 @@ from daemon.pin_requests import (
     parse_pin_body,
     parse_rfc3339_ms,
 )
-from daemon.pinning_tokens import (
+from daemon.core.pinning_api.tokens import (
     PinningTokenError,
     TokenChecker,
     add_token,

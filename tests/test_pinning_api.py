@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 import dag
-from daemon.pinning_tokens import add_token
+from daemon.core.pinning_api.tokens import add_token
 from tests.daemons import DaemonProcess, wait_until
 
 CHUNK = 64 * 1024

@@ -22,7 +22,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks as st_checks
 
-from daemon.pinning_tokens import add_token
+from daemon.core.pinning_api.tokens import add_token
 from tests.daemons import DaemonProcess
 
 SPEC = Path(__file__).parent / "specs" / "ipfs-pinning-service.yaml"  # vendored, unchanged

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import dag
-from daemon.render_service import RenderService
+from daemon.core.render.service import RenderService
 from dag import CID
 from renderer import BUILTIN_EFFECTS, load_recipe_yaml, read_beats_record
 from renderer.effect_graphs import beat_slices

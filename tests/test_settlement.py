@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 import dag
 from daemon.config import load_config
-from daemon.money_service import MoneyService, WorkSources, build_work, open_money
-from daemon.node import open_node
+from daemon.core.money import MoneyService, WorkSources, build_work, open_money
+from daemon.core.node import open_node
 from dag import CID, cid_to_str, parse_cid
 from provenance import (
     Identity,
@@ -260,8 +260,8 @@ async def test_callbacks_replace_the_default_lookups(tmp_path):
 def _cli(home) -> click.Group:
     """The real `add` command and the money commands on a group of their own, so the test
     does not depend on the lead wiring `register` into `artdag` (it runs in-process)."""
-    from daemon.cli import main
-    from daemon.cli_money import register
+    from daemon.cli.main import main
+    from daemon.cli.money import register
 
     @click.group()
     @click.pass_context

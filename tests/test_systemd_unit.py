@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
+from daemon.cli.main import main
 from tests.cli_helpers import ARTDAG
 
 UNIT = Path(__file__).resolve().parent.parent / "contrib" / "systemd" / "artdag.service"

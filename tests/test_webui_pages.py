@@ -105,11 +105,11 @@ def test_login_is_needed(daemon: DaemonProcess, video: Path) -> None:
 def test_upload_list_detail(daemon: DaemonProcess, owner: httpx.Client, video: Path) -> None:
     listing = _get(owner, "/assets")
     assert "<form data-upload" in listing and 'name="file"' in listing
-    before = daemon.api("GET", "/api/v1/assets").json()["assets"]
+    before = daemon.http.app("GET", "/api/v1/assets").json()["assets"]
 
     refused = _upload(owner, video, None)  # no CSRF field
     assert refused.status_code == 403
-    assert daemon.api("GET", "/api/v1/assets").json()["assets"] == before
+    assert daemon.http.app("GET", "/api/v1/assets").json()["assets"] == before
 
     r = _upload(owner, video, _csrf(listing), tags="test, <b>clip</b>")
     assert r.status_code == 303, r.text

@@ -2,7 +2,8 @@
 provenance page of a work (``/provenance/<cid>``, linked from fediverse posts).
 
 The daemon mounts it with :func:`add_gateway_routes` on its Quart-trio app; the gateway gets
-the :class:`daemon.node.Node` it serves from as an argument and imports nothing from ``daemon``.
+the :class:`daemon.core.node.Node` it serves from as an argument and imports nothing from
+``daemon``.
 """
 
 from .auth import (

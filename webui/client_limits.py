@@ -2,7 +2,8 @@
 
 Pure: every call takes ``now`` (seconds on a monotonic clock), so the limits are tested with
 plain numbers and no server. :class:`TokenBucket` is the single-bucket state machine (also the
-daemon's cap on blocks fetched for strangers, :mod:`daemon.gateway_fetch`); :class:`ClientLimits`
+daemon's cap on blocks fetched for strangers, :mod:`daemon.core.gateway_fetch`);
+:class:`ClientLimits`
 keeps one bucket per client key, forgetting the least recently seen client once it holds
 ``max_clients`` of them, so a flood of distinct addresses costs bounded memory. A forgotten
 client comes back with a full bucket, which is the worst it can gain. (A library would bring a

@@ -74,7 +74,7 @@ if TYPE_CHECKING:
 
 
 class Node(Protocol):
-    """What the gateway needs of the daemon's node (``daemon.node.Node`` fits; ``webui`` does
+    """What the gateway needs of the daemon's node (``daemon.core.node.Node`` fits; ``webui`` does
     not import ``daemon``)."""
 
     @property
