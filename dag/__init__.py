@@ -26,6 +26,17 @@ from .errors import (
 from .flatfs import FlatFsBlockstore
 from .gc import DagSize, GcReport, StoreUsage
 from .kubo import KuboBlockstore
+from .paths import (
+    BlockGetter,
+    InvalidPath,
+    PathError,
+    PathNotFound,
+    PathNotSupported,
+    ResolvedPath,
+    resolve_path,
+    split_path,
+    unixfs_node,
+)
 from .pin_table import PIN_REASONS, POLICY_REASONS
 from .unixfs import (
     MAX_CHUNK_SIZE,
@@ -47,6 +58,7 @@ __all__ = [
     "POLICY_REASONS",
     "Block",
     "BlockCorrupt",
+    "BlockGetter",
     "BlockNotFound",
     "Blockstore",
     "CarError",
@@ -62,8 +74,13 @@ __all__ = [
     "ImportParams",
     "ImportResult",
     "IncompletePin",
+    "InvalidPath",
     "KuboBlockstore",
+    "PathError",
+    "PathNotFound",
+    "PathNotSupported",
     "Pin",
+    "ResolvedPath",
     "StoreError",
     "StoreUsage",
     "VerifyReport",
@@ -85,7 +102,10 @@ __all__ = [
     "parse_cid",
     "read_file",
     "record_block",
+    "resolve_path",
+    "split_path",
     "to_dag_json",
     "to_jsonable",
+    "unixfs_node",
     "walk_dag",
 ]

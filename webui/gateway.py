@@ -7,8 +7,8 @@ is 404, unless the daemon passes a ``fetch_missing`` hook that gets blocks from 
   requests, ``ETag``/``If-None-Match``, immutable caching, a ``Content-Type`` from the asset
   index or sniffed from the first bytes, ``Content-Disposition`` with the known name;
 - paths through UnixFS directories (not HAMT-sharded ones: 501) and through DAG-CBOR links
-  (``/ipfs/<asset-record>/root`` is the asset's media); a directory gets its ``index.html`` or
-  a generated listing;
+  (``/ipfs/<asset-record>/root`` is the asset's media), followed by :func:`dag.resolve_path`; a
+  directory gets its ``index.html`` or a generated listing;
 - the verifiable formats, by ``?format=`` or ``Accept``: ``raw`` (one block), ``car`` (CARv1 of
   the path's blocks and the whole DAG below it, in the order ``dag.iter_car`` writes), and
   ``dag-json``/``json``/``dag-cbor``/``cbor``;
@@ -46,7 +46,7 @@ import mimetypes
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode
 
@@ -58,7 +58,7 @@ from quart_trio import QuartTrio
 import dag
 from dag.car import encode_header, encode_section
 from dag.cids import multihash_key
-from dag.dagpb import PBNode, UnixFSData, UnixFSType, decode_node
+from dag.dagpb import PBNode, UnixFSData, UnixFSType
 from provenance import is_media_type
 
 from .client_limits import ClientLimits, client_address
@@ -151,7 +151,6 @@ _FORMAT_OF_TYPE = {media: name for name, media in _FORMATS.items()}
 _UNSUPPORTED_FORMATS = frozenset({"tar", "ipns-record"})
 # RFC 9110 §12.4.2, with OWS (space, tab) only: \s also takes \x1c-\x1f, which float() refuses
 _Q_VALUE = re.compile(r"[ \t]*(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)[ \t]*")
-_LIST_INDEX = re.compile(r"0|[1-9][0-9]{0,17}")  # ASCII digits int() takes without a limit
 _CODEC_TYPES = {  # codecs served as they are when no format is asked for
     "dag-cbor": "application/vnd.ipld.dag-cbor",
     "dag-json": "application/vnd.ipld.dag-json",
@@ -278,32 +277,20 @@ def content_disposition(kind: str, filename: str | None) -> str:
     return value
 
 
-# -- resolving a content path ----------------------------------------------------------------
+# -- resolving a content path (dag.resolve_path) ------------------------------------------------
 
-
-@dataclass(slots=True)
-class _Resolved:
-    root: CID
-    cid: CID  # the terminus
-    data: bytes  # the terminus's block
-    roots: list[CID]  # one per logical path segment (X-Ipfs-Roots)
-    blocks: list[tuple[CID, bytes]] = field(default_factory=list)  # read on the way (for CAR)
-    name: str | None = None  # the last path segment
+_PATH_STATUS: dict[type[dag.PathError], int] = {
+    dag.InvalidPath: 400,
+    dag.PathNotFound: 404,
+    dag.PathNotSupported: 501,
+}
 
 
 def _unixfs(cid: CID, data: bytes) -> tuple[PBNode, UnixFSData | None]:
     try:
-        node = decode_node(data)
-        return node, (UnixFSData.decode(node.data) if node.data is not None else None)
+        return dag.unixfs_node(cid, data)
     except dag.CodecError as exc:
-        raise GatewayError(500, f"{dag.cid_to_str(cid)} is not valid dag-pb: {exc}") from None
-
-
-def _path_segments(rest: str) -> list[str]:
-    segments = [s for s in rest.split("/") if s not in ("", ".")]
-    if ".." in segments:
-        raise GatewayError(400, "a content path must not contain '..'")
-    return segments
+        raise GatewayError(500, str(exc)) from None
 
 
 class _Gateway:
@@ -343,44 +330,18 @@ class _Gateway:
             return False
         return await self.fetch_missing(cid)
 
-    async def resolve(self, cid_text: str, segments: list[str]) -> _Resolved:
+    async def resolve(self, cid_text: str, rest: str) -> dag.ResolvedPath:
+        """The block ``/ipfs/<cid_text>/<rest>`` names; a path error as its HTTP status."""
         try:
             root = dag.parse_cid(cid_text)
         except dag.CidError as exc:
             raise GatewayError(400, str(exc)) from None
-        cid, data = root, await self.block(root)
-        walked = _Resolved(root, root, data, [root], [(root, data)])
-        i = 0
-        while i < len(segments):
-            codec = cid.codec.name
-            if codec == "dag-pb":
-                node, meta = _unixfs(cid, data)
-                if meta is not None and meta.type == UnixFSType.HAMT_SHARD:
-                    raise GatewayError(501, "HAMT-sharded directories are not supported yet")
-                if meta is None or meta.type != UnixFSType.DIRECTORY:
-                    raise GatewayError(404, f"{_shown(segments, i)}: not a directory")
-                link = next((ln for ln in node.links if ln.name == segments[i]), None)
-                if link is None:
-                    raise GatewayError(404, f"no such file or directory: {_shown(segments, i)}")
-                cid, i = link.cid, i + 1
-            elif codec == "dag-cbor":
-                value: Any = _decode_cbor(cid, data)
-                while i < len(segments) and not isinstance(value, CID):
-                    value = _step(value, segments, i)
-                    i += 1
-                    if not isinstance(value, CID):
-                        walked.roots.append(cid)
-                if not isinstance(value, CID):
-                    raise GatewayError(501, f"{_shown(segments, i - 1)} is data, not a link")
-                cid = value
-            else:
-                raise GatewayError(404, f"{_shown(segments, i)}: a {codec} block has no links")
-            data = await self.block(cid)
-            walked.roots.append(cid)
-            walked.blocks.append((cid, data))
-        walked.cid, walked.data = cid, data
-        walked.name = segments[-1] if segments else None
-        return walked
+        try:
+            return await dag.resolve_path(root, dag.split_path(rest), self.block)
+        except dag.PathError as exc:
+            raise GatewayError(_PATH_STATUS.get(type(exc), 404), str(exc)) from None
+        except dag.CodecError as exc:  # a block on the path that does not decode
+            raise GatewayError(500, str(exc)) from None
 
     # -- responses --------------------------------------------------------------------------
     async def serve(self, cid_text: str, rest: str) -> Response:
@@ -391,7 +352,7 @@ class _Gateway:
             raise GatewayError(501, f"format {fmt} is not supported by this gateway")
         if request.headers.get("Service-Worker") == "script" and not request.path.endswith("/"):
             raise GatewayError(400, "a service worker may only be registered under /ipfs/<cid>/")
-        walked = await self.resolve(cid_text, _path_segments(rest))
+        walked = await self.resolve(cid_text, rest)
         headers = {
             "Cache-Control": IMMUTABLE_CACHE,
             "Vary": "Accept",
@@ -439,7 +400,7 @@ class _Gateway:
             return response
         return None
 
-    async def serve_file(self, walked: _Resolved, headers: dict[str, str]) -> Response:
+    async def serve_file(self, walked: dag.ResolvedPath, headers: dict[str, str]) -> Response:
         cid = walked.cid
         etag = f'"{dag.cid_to_str(cid)}"'
         if (cached := self.not_modified(etag, headers)) is not None:
@@ -530,7 +491,7 @@ class _Gateway:
             return _head(ask.status, headers)
         return Response(data[ask.range.start : ask.range.stop], status=ask.status, headers=headers)
 
-    def serve_raw(self, walked: _Resolved, headers: dict[str, str]) -> Response:
+    def serve_raw(self, walked: dag.ResolvedPath, headers: dict[str, str]) -> Response:
         text = dag.cid_to_str(walked.cid)
         return self.serve_bytes(
             walked.data,
@@ -540,7 +501,7 @@ class _Gateway:
             content_disposition("attachment", request.args.get("filename") or f"{text}.bin"),
         )
 
-    def serve_car(self, walked: _Resolved, headers: dict[str, str]) -> Response:
+    def serve_car(self, walked: dag.ResolvedPath, headers: dict[str, str]) -> Response:
         version = request.args.get("car-version")
         if version not in (None, "1"):
             raise GatewayError(400, "only CAR version 1 is served (car-version=1)")
@@ -562,7 +523,7 @@ class _Gateway:
             return _head(200, headers)
         return _streamed(self.car_bytes(walked, scope), 200, headers)
 
-    async def car_bytes(self, walked: _Resolved, scope: str) -> AsyncIterator[bytes]:
+    async def car_bytes(self, walked: dag.ResolvedPath, scope: str) -> AsyncIterator[bytes]:
         """CARv1 rooted at the path's root: the blocks read along the path, then the
         terminus's DAG depth first in link order, each block once (``dag.iter_car``'s order;
         ``dag-scope=block`` stops at the terminus, ``entity`` is served as ``all``)."""
@@ -589,7 +550,7 @@ class _Gateway:
         except GatewayError as exc:  # headers are sent: all that is left is to end the stream
             raise dag.BlockNotFound(dag.cid_to_str(cid)) from exc
 
-    def serve_codec(self, walked: _Resolved, fmt: str, headers: dict[str, str]) -> Response:
+    def serve_codec(self, walked: dag.ResolvedPath, fmt: str, headers: dict[str, str]) -> Response:
         cid, data = walked.cid, walked.data
         codec = cid.codec.name
         text = dag.cid_to_str(cid)
@@ -617,7 +578,7 @@ class _Gateway:
             ),
         )
 
-    def serve_block_page(self, walked: _Resolved, headers: dict[str, str]) -> Response:
+    def serve_block_page(self, walked: dag.ResolvedPath, headers: dict[str, str]) -> Response:
         text = dag.cid_to_str(walked.cid)
         value = _logical_value(walked.cid, walked.data)
         pretty = html.escape(json.dumps(dag.to_jsonable(value), indent=2, ensure_ascii=False))
@@ -637,7 +598,7 @@ class _Gateway:
         return self.serve_bytes(page.encode(), "text/html; charset=utf-8", etag, headers)
 
     async def serve_directory(
-        self, walked: _Resolved, rest: str, headers: dict[str, str]
+        self, walked: dag.ResolvedPath, rest: str, headers: dict[str, str]
     ) -> Response:
         if not request.path.endswith("/"):
             # the query as sent, percent-encoded again where it is not plain URL characters
@@ -649,7 +610,7 @@ class _Gateway:
         index = next((ln for ln in node.links if ln.name == "index.html"), None)
         if index is not None:
             data = await self.block(index.cid)
-            inner = _Resolved(walked.root, index.cid, data, [*walked.roots, index.cid])
+            inner = dag.ResolvedPath(walked.root, index.cid, data, [*walked.roots, index.cid])
             inner.name = "index.html"
             headers["X-Ipfs-Roots"] = ",".join(dag.cid_to_str(c) for c in inner.roots)
             return await self.serve_file(inner, headers)
@@ -693,26 +654,6 @@ def _logical_value(cid: CID, data: bytes) -> Any:
         except ValueError:
             raise GatewayError(500, f"{dag.cid_to_str(cid)} is not valid JSON") from None
     raise GatewayError(400, f"codec {codec} cannot be converted; try ?format=raw")
-
-
-def _step(value: Any, segments: list[str], i: int) -> Any:
-    """One path segment inside a decoded DAG-CBOR value (a map key or a list index)."""
-    segment = segments[i]
-    if isinstance(value, dict):
-        if segment not in value:
-            raise GatewayError(404, f"no such field: {_shown(segments, i)}")
-        return value[segment]
-    if isinstance(value, list):
-        if not _LIST_INDEX.fullmatch(segment) or int(segment) >= len(value):
-            raise GatewayError(404, f"no such list index: {_shown(segments, i)}")
-        return value[int(segment)]
-    raise GatewayError(501, f"cannot path into a {type(value).__name__}: {_shown(segments, i)}")
-
-
-def _shown(segments: list[str], upto: int | None = None) -> str:
-    """The path up to and including segment ``upto``, for error messages."""
-    shown = segments if upto is None else segments[: upto + 1]
-    return "/" + "/".join(shown)
 
 
 def _page(title: str, body: str) -> str:
