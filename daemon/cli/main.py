@@ -22,6 +22,7 @@ from daemon.cli.progress import byte_progress
 from daemon.config import Config, ConfigError, load_config
 from daemon.core.node import open_node
 from daemon.home import init_home, private_umask
+from daemon.nodeapi import connect
 from daemon.nodeapi.client import DaemonError
 from dag import cid_to_str
 from p2p.errors import P2PError
@@ -254,8 +255,8 @@ def assets(ctx: click.Context, tag: str | None, as_json: bool, limit: int) -> No
 
     @_run
     async def go() -> None:
-        async with open_node(config) as node:
-            rows = await node.assets(tag, limit)
+        async with connect(config) as api:
+            rows = await api.assets.list(tag, limit)
         if as_json:
             click.echo(json.dumps([r.to_json() for r in rows], indent=2))
             return

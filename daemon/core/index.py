@@ -40,6 +40,10 @@ class AssetRow:
             "created": self.created,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AssetRow:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+
 
 class Index:
     def __init__(self, path: Path) -> None:

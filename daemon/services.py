@@ -1,0 +1,69 @@
+"""Every service of one node, each constructed once, with the narrow dependencies it needs.
+
+The daemon (:func:`daemon.runtime.run_daemon`) and the in-process node API
+(:mod:`daemon.nodeapi.local`) both open one :class:`Services` for a node home; nothing else
+constructs a service. Services are opened on first use (``await services.pins()``), so a CLI
+command that reads the asset index never opens the fediverse database, and closed together,
+in reverse order, when the :class:`Services` closes. The daemon opens the ones it runs at
+start; a service that needs the running network gets it as a parameter here (``network`` is
+None in-process, and such a service says it needs the daemon).
+
+To add a service: a method here that opens it from its config section and the services it
+depends on (each passed explicitly, never the whole :class:`Services`), cached in ``_opened``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import trio
+
+from daemon.config import Config
+from daemon.core.node import Node, open_node
+
+if TYPE_CHECKING:
+    from p2p.network import Network
+
+__all__ = ["NeedsDaemon", "Services", "open_services"]
+
+T = TypeVar("T")
+
+
+class NeedsDaemon(RuntimeError):
+    """The call needs the running daemon's network (``artdag daemon``), and none is running."""
+
+
+class Services:
+    def __init__(
+        self, config: Config, node: Node, stack: contextlib.AsyncExitStack, network: Network | None
+    ) -> None:
+        self.config = config
+        self.node = node
+        self.network = network
+        self._stack = stack
+        self._opened: dict[str, Any] = {}
+        self._lock = trio.Lock()
+
+    async def _once(self, name: str, opener: Callable[[], Awaitable[T]]) -> T:
+        """The service ``name``, opened by ``opener`` the first time only."""
+        async with self._lock:
+            if name not in self._opened:
+                self._opened[name] = await opener()
+            return self._opened[name]
+
+    def require_network(self, what: str) -> Network:
+        if self.network is None:
+            raise NeedsDaemon(f"{what} needs the running daemon (start it: artdag daemon)")
+        return self.network
+
+
+@asynccontextmanager
+async def open_services(
+    config: Config, *, network: Network | None = None
+) -> AsyncIterator[Services]:
+    """Open the node (store, index, identity) now and every other service on first use."""
+    async with open_node(config) as node, contextlib.AsyncExitStack() as stack:
+        yield Services(config, node, stack, network)
