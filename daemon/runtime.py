@@ -55,9 +55,9 @@ async def serve_http(
     hconfig.accesslog = None
     hconfig.errorlog = "-"
     hconfig.graceful_timeout = 5
-    if node.config.tls_cert:
-        hconfig.certfile = str(Path(node.config.tls_cert).expanduser())
-        hconfig.keyfile = str(Path(node.config.tls_key).expanduser())
+    if node.config.http.tls_cert:
+        hconfig.certfile = str(Path(node.config.http.tls_cert).expanduser())
+        hconfig.keyfile = str(Path(node.config.http.tls_key).expanduser())
     await serve(create_app(node, token, activitypub, web, pins), hconfig, task_status=task_status)
 
 
@@ -77,18 +77,18 @@ async def run_daemon(
         try:
             async with trio.open_nursery() as nursery:
                 node.claims = claims = await stack.enter_async_context(open_claims(node))
-                info = await start_network(nursery, config, node) if config.p2p else None
+                info = await start_network(nursery, config, node) if config.p2p.enabled else None
                 if info is not None:
                     await start_market(nursery, config, node, fault=fault)
                     await nursery.start(run_claims_gossip, node, claims)
                 await nursery.start(run_ownership_tasks, node, claims)
-                if config.pinning_api:
+                if config.pinning.service_api:
                     await nursery.start(pinning_service_for(node).run)
                 pins = PinService(node)
                 stack.callback(pins.close)
                 await nursery.start(pins.run)
                 activitypub = None
-                if config.activitypub:
+                if config.activitypub.enabled:
                     money = await stack.enter_async_context(
                         open_money(node, find_claim=claims.winning_claim)
                     )
@@ -103,8 +103,9 @@ async def run_daemon(
                     render=web_render(node, nursery),
                     pins=pins,
                 )
+                http = config.http
                 urls = await nursery.start(
-                    serve_http, node, token, config.host, config.port, activitypub, web, pins
+                    serve_http, node, token, http.host, http.port, activitypub, web, pins
                 )
                 ready = Ready(
                     urls=urls,
@@ -119,7 +120,7 @@ async def run_daemon(
                         "did": node.did,
                         "peer_id": ready.peer_id,
                         "p2p_addrs": ready.p2p_addrs,
-                        "tls_cert": config.tls_cert or None,
+                        "tls_cert": config.http.tls_cert or None,
                     },
                 )
                 on_ready(ready)

@@ -753,7 +753,7 @@ def _run_inbox(data: bytes) -> None:
     from activitypub_bridge.inbox import Decision, handle_inbox
     from daemon.config import Config
 
-    activity = parse_json(data, max_bytes=Config().ap_max_inbox_bytes)
+    activity = parse_json(data, max_bytes=Config().activitypub.max_inbox_bytes)
     site, creators = _inbox_world()
     decisions = handle_inbox(site, creators, activity, BOB, blocked=lambda host: False)
     kinds = Decision.__args__  # type: ignore[attr-defined]

@@ -518,7 +518,7 @@ def test_tls_key_readable_by_others_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="chmod 600"):
         load_config(tmp_path, environ=env)
     key.chmod(0o600)
-    assert load_config(tmp_path, environ=env).tls_key == str(key)
+    assert load_config(tmp_path, environ=env).http.tls_key == str(key)
     assert load_config(
         tmp_path, environ={"ARTDAG_DOMAIN": "art.example"}
     ).bridge_site().base_url == ("https://art.example")

@@ -259,10 +259,10 @@ def test_the_pinning_limits_are_configurable_and_checked(tmp_path: Path) -> None
         "allow_private_origins = true\nmax_concurrent_per_token = 3\n"
     )
     config = load_config(tmp_path, environ={})
-    assert config.pin_max_pending_per_token == 7 and config.pin_max_meta_bytes == 512
-    assert config.pin_requests_per_minute == 0 and config.pin_allow_private_origins
+    assert config.pinning.max_pending_per_token == 7 and config.pinning.max_meta_bytes == 512
+    assert config.pinning.requests_per_minute == 0 and config.pinning.allow_private_origins
     defaults = load_config(tmp_path / "none", environ={})
-    assert not defaults.pin_allow_private_origins
+    assert not defaults.pinning.allow_private_origins
     for bad in (
         "max_name_chars = 256",
         "max_concurrent_per_token = 5",

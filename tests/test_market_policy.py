@@ -194,8 +194,9 @@ def _write(home: Path, text: str) -> None:
 
 def test_config_defaults_and_toml_sections(tmp_path: Path) -> None:
     config = load_config(tmp_path / "none", environ={})
-    assert config.volunteer is False and config.volunteer_policy() == VolunteerPolicy()
-    assert (config.market_replicas, config.lease_seconds, config.heartbeat_seconds) == (1, 20, 5)
+    assert config.volunteer.enabled is False and config.volunteer.policy() == VolunteerPolicy()
+    market = config.market
+    assert (market.replicas, market.lease_seconds, market.heartbeat_seconds) == (1, 20, 5)
     home = tmp_path / "home"
     _write(
         home,
@@ -206,8 +207,8 @@ def test_config_defaults_and_toml_sections(tmp_path: Path) -> None:
         "trust_after = 4\nspot_check = 0.25\n",
     )
     config = load_config(home, environ={})
-    assert config.volunteer is True
-    assert config.volunteer_policy() == VolunteerPolicy(
+    assert config.volunteer.enabled is True
+    assert config.volunteer.policy() == VolunteerPolicy(
         max_jobs=2,
         niceness=15,
         cpu_share=1.0,
@@ -215,10 +216,10 @@ def test_config_defaults_and_toml_sections(tmp_path: Path) -> None:
         allowed_effects=frozenset({"resize"}),
         max_input_seconds=90.0,
     )
-    assert config.market_replicas == 3 and config.lease_seconds == 8.0
-    assert config.heartbeat_seconds == 2.5 and config.market_deadline_seconds == 600.0
-    assert config.offer_wait_seconds == 10.0 and config.market_adaptive is False
-    assert config.trust_after == 4 and config.spot_check == 0.25
+    assert config.market.replicas == 3 and config.market.lease_seconds == 8.0
+    assert config.market.heartbeat_seconds == 2.5 and config.market.deadline_seconds == 600.0
+    assert config.market.offer_wait_seconds == 10.0 and config.market.adaptive is False
+    assert config.market.trust_after == 4 and config.market.spot_check == 0.25
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
@@ -233,9 +234,10 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         "ARTDAG_OFFER_WAIT_SECONDS": "3",
     }
     config = load_config(home, environ=environ)
-    assert config.volunteer is True and config.volunteer_idle_load == 0.0
-    assert config.volunteer_policy().allowed_effects == frozenset({"resize", "crop"})
-    assert (config.lease_seconds, config.heartbeat_seconds, config.offer_wait_seconds) == (
+    assert config.volunteer.enabled is True and config.volunteer.idle_load == 0.0
+    assert config.volunteer.policy().allowed_effects == frozenset({"resize", "crop"})
+    market = config.market
+    assert (market.lease_seconds, market.heartbeat_seconds, market.offer_wait_seconds) == (
         4.0,
         1.5,
         3.0,

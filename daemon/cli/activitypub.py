@@ -121,7 +121,7 @@ def register(main: click.Group) -> None:
 
         config = _config(ctx)
         with FollowerStore(config.activitypub_db_path) as store:
-            rows = store.followers(config.user, limit=10_000)
+            rows = store.followers(config.node.user, limit=10_000)
             blocked = store.blocked_domains()
         data: list[dict[str, Any]] = [
             {"actor": r.actor, "inbox": r.shared_inbox or r.inbox, "since": r.followed_at}
@@ -131,11 +131,12 @@ def register(main: click.Group) -> None:
             click.echo(json.dumps({"followers": data, "blocked_domains": blocked}, indent=2))
             return
         site = config.bridge_site()
-        click.echo(f"@{config.user}@{site.domain}: {len(rows)} followers")
+        click.echo(f"@{config.node.user}@{site.domain}: {len(rows)} followers")
         for row in data:
             click.echo(f"  {row['actor']}  (since {_ago(row['since'])})")
-        if blocked or config.ap_blocked_domains:
-            click.echo("blocked domains: " + ", ".join([*blocked, *config.ap_blocked_domains]))
+        if blocked or config.activitypub.blocked_domains:
+            listed = [*blocked, *config.activitypub.blocked_domains]
+            click.echo("blocked domains: " + ", ".join(listed))
 
     @main.command()
     @click.argument("domain")

@@ -429,10 +429,11 @@ def daemon(
         )
     except ConfigError as exc:
         fail(str(exc))
-    if (config.volunteer or test_fault) and not config.p2p:
+    if (config.volunteer.enabled or test_fault) and not config.p2p.enabled:
         fail("--volunteer needs the p2p network (it is off: [p2p] enabled = false or --no-p2p)")
-    if not config.is_loopback:
-        click.echo(f"warning: the API listens on {config.host}, not only this machine", err=True)
+    if not config.http.is_loopback:
+        api_host = config.http.host
+        click.echo(f"warning: the API listens on {api_host}, not only this machine", err=True)
 
     def ready(info: Ready) -> None:
         click.echo(f"artdag daemon ready: {' '.join(info.urls)} (creator {info.did})", err=True)

@@ -41,7 +41,7 @@ def register(main: click.Group) -> None:
         try:
             endpoint = read_daemon_file(config)["api"]
         except DaemonNotRunning:
-            endpoint = f"http://{config.host}:{config.port}"
+            endpoint = f"http://{config.http.host}:{config.http.port}"
         click.echo(token)
         click.echo(
             f"Keep it secret; it is not stored and cannot be shown again. In Kubo:\n"

@@ -159,18 +159,18 @@ class ActivityPubService:
         self.money = money
         self.actor_key = load_or_create_actor_key(config.actor_key_path)
         self.creator = Creator(
-            username=config.user,
+            username=config.node.user,
             did=node.did,
             public_key_pem=public_key_pem(self.actor_key.public_key()),
-            name=config.ap_display_name or config.user,
-            summary=config.ap_summary,
+            name=config.activitypub.display_name or config.node.user,
+            summary=config.activitypub.summary,
         )
         self.creators = {self.creator.username: self.creator}
         self.signer = Signer(site.key_id(self.creator.username), self.actor_key)
         self.followers = FollowerStore(config.activitypub_db_path)
         self.activities = ActivityStore(config.activitypub_db_path)
         self.queue = DeliveryQueue.open(config.deliveries_path, recover=True)
-        self.config_blocks = tuple(config.ap_blocked_domains)
+        self.config_blocks = tuple(config.activitypub.blocked_domains)
         self._stored_blocks: list[str] = []
         self._blocks_read_at = 0.0
         self.keys = KeyCache()
@@ -178,15 +178,15 @@ class ActivityPubService:
         self._actors: dict[str, tuple[float, dict[str, Any]]] = {}
         self.client = BridgeClient(
             blocked=self.is_blocked,
-            allow_private=config.ap_allow_private_fetch,
-            first_knock="cavage" if config.ap_first_knock == "cavage" else "rfc9421",
+            allow_private=config.activitypub.allow_private_fetch,
+            first_knock="cavage" if config.activitypub.first_knock == "cavage" else "rfc9421",
             user_agent=f"artdag/0.1 (+{site.base_url}/)",
         )
         self.worker = DeliveryWorker(
             self.queue,
             self._send,
-            max_concurrency=config.ap_delivery_concurrency,
-            per_host=config.ap_delivery_per_host,
+            max_concurrency=config.activitypub.delivery_concurrency,
+            per_host=config.activitypub.delivery_per_host,
         )
         self.received = 0
         self.rejected = 0
@@ -298,7 +298,7 @@ class ActivityPubService:
             return InboxResult(401, f"key {key_id} has no known owner")
         try:
             activity = await trio.to_thread.run_sync(
-                partial(parse_json, body, max_bytes=self.node.config.ap_max_inbox_bytes)
+                partial(parse_json, body, max_bytes=self.node.config.activitypub.max_inbox_bytes)
             )
         except JsonRefused as exc:
             return InboxResult(400, f"body refused: {exc}")

@@ -130,9 +130,9 @@ def make_fetch_missing(
     if node.network is None:
         return None
     if max_concurrent is None:
-        max_concurrent = node.config.gateway_max_concurrent_fetches
+        max_concurrent = node.config.gateway.max_concurrent_fetches
     if max_blocks_per_minute is None:
-        max_blocks_per_minute = node.config.gateway_fetch_blocks_per_minute
+        max_blocks_per_minute = node.config.gateway.fetch_blocks_per_minute
     if max_concurrent < 1:
         raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
     if timeout <= 0:

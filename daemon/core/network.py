@@ -31,11 +31,11 @@ async def start_network(nursery: trio.Nursery, config: Config, node: Node) -> Ne
         store=node.store,
         identity=node.identity,
         db_path=config.p2p_db_path,
-        listen=config.listen,
-        bootstrap=config.bootstrap,
-        mdns=config.mdns,
-        dht=config.dht,
-        max_inflight=config.max_fetch_inflight,
+        listen=config.p2p.listen,
+        bootstrap=config.p2p.bootstrap,
+        mdns=config.p2p.mdns,
+        dht=config.p2p.dht,
+        max_inflight=config.p2p.max_fetch_inflight,
         on_record=on_record,
     )
     info: NetworkInfo = await nursery.start(network.run)
@@ -62,7 +62,7 @@ async def start_market(
     assert node.network is not None
     if node.market_store is None:
         node.market_store = await trio.to_thread.run_sync(MarketStore, config.index_path)
-    policy = config.volunteer_policy() if config.volunteer else None
+    policy = config.volunteer.policy() if config.volunteer.enabled else None
     if fault is not None:
         log.warning("TEST FAULT %r is on: this volunteer delivers wrong results", fault)
     market = MarketService(

@@ -52,12 +52,12 @@ class AddedAsset:
 
 
 def _open_store(config: Config) -> Blockstore:
-    if config.store == "kubo":
-        return dag.KuboBlockstore(config.kubo_url, pins_db=config.home / "kubo-pins.db")
+    if config.store.backend == "kubo":
+        return dag.KuboBlockstore(config.store.kubo_url, pins_db=config.home / "kubo-pins.db")
     return dag.FlatFsBlockstore(
         config.store_path,
-        sync=config.sync,  # type: ignore[arg-type]
-        hash_on_read=config.hash_on_read,
+        sync=config.store.sync,  # type: ignore[arg-type]
+        hash_on_read=config.store.hash_on_read,
     )
 
 
@@ -110,7 +110,7 @@ class Node:
     ) -> ImportParams:
         """The configured UnixFS layout, with per-call overrides. Raw leaves default to the
         config for CIDv1 and to off for CIDv0, as ``ipfs add`` does."""
-        c = self.config
+        c = self.config.imports
         version = c.cid_version if cid_version is None else cid_version
         if raw_leaves is None:
             raw_leaves = c.raw_leaves if version == 1 else False
@@ -369,7 +369,7 @@ class Node:
             "status": "ok",
             "did": self.did,
             "version": version("artdag"),
-            "store": self.config.store,
+            "store": self.config.store.backend,
             "assets": count,
         }
 

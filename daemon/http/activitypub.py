@@ -98,7 +98,7 @@ def add_activitypub_routes(app: QuartTrio, service: ActivityPubService) -> None:
     site = service.site
     creator = service.creator
     name = creator.username
-    limit = service.node.config.ap_max_inbox_bytes
+    limit = service.node.config.activitypub.max_inbox_bytes
 
     def known(username: str) -> bool:
         return username == name

@@ -111,7 +111,7 @@ def create_app(
     pins: PinService | None = None,
 ) -> QuartTrio:
     app = QuartTrio("artdag", static_folder=None)  # webui serves /static from its blueprint
-    app.config["MAX_CONTENT_LENGTH"] = node.config.max_upload_bytes
+    app.config["MAX_CONTENT_LENGTH"] = node.config.http.max_upload_bytes
     app.config["BODY_TIMEOUT"] = 3600
 
     @app.before_request
@@ -137,7 +137,7 @@ def create_app(
 
     @app.errorhandler(413)
     async def too_large(exc: Exception) -> Response:
-        response = _error(413, f"upload larger than {node.config.max_upload_bytes} bytes")
+        response = _error(413, f"upload larger than {node.config.http.max_upload_bytes} bytes")
         response.headers["Connection"] = "close"  # the rest of the body is never read
         return response
 
@@ -185,7 +185,7 @@ def create_app(
         mime = request.headers.get("Content-Type")
         if mime in (None, "", "application/octet-stream", "application/x-www-form-urlencoded"):
             mime = None
-        within = _body_within(node.config.max_upload_bytes)
+        within = _body_within(node.config.http.max_upload_bytes)
         added = await node.add_stream(within, name=name, tags=tags, mime=mime)
         body = added.asset.to_json() | {"existed": added.existed}
         response = jsonify(body)
@@ -200,7 +200,7 @@ def create_app(
         return jsonify({"cid": cid_to_str(parse_cid(cid)), "record": dag.to_jsonable(record)})
 
     add_p2p_routes(app, node)
-    add_market_routes(app, node, trust_after=node.config.trust_after)
+    add_market_routes(app, node, trust_after=node.config.market.trust_after)
     add_render_routes(app, node)
     fetch_missing = make_fetch_missing(node)
     metrics = metrics_for(node, activitypub=activitypub, fetch_missing=fetch_missing)
@@ -220,12 +220,12 @@ def create_app(
         fetch_missing=fetch_missing,
         observers=[metrics.observe_gateway, pins.observe_gateway],
         limiter=ClientLimits.per_minute(
-            node.config.gateway_requests_per_minute, node.config.gateway_burst
+            node.config.gateway.requests_per_minute, node.config.gateway.burst
         ),
-        trust_forwarded_for=node.config.gateway_trust_forwarded_for,
+        trust_forwarded_for=node.config.gateway.trust_forwarded_for,
     )
     _add_provenance_page(app, node)
-    if node.config.pinning_api:
+    if node.config.pinning.service_api:
         add_pinning_routes(app, node)  # the IPFS Pinning Service API at /pins
     if activitypub is not None:
         add_activitypub_routes(app, activitypub)
@@ -237,7 +237,7 @@ def create_app(
             password=PasswordFile(config.web_password_path),
             secret=load_or_create_secret(config.web_secret_path),
             sessions=LiveSessions(config.web_sessions_path),
-            secure_cookies=bool(config.tls_cert),
-            trust_forwarded_for=config.gateway_trust_forwarded_for,
+            secure_cookies=bool(config.http.tls_cert),
+            trust_forwarded_for=config.gateway.trust_forwarded_for,
         )
     return app

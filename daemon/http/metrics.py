@@ -81,10 +81,10 @@ def add_metrics_routes(
         client = client_address(
             request.remote_addr,
             request.headers.get("X-Forwarded-For"),
-            trust_forwarded_for=config.gateway_trust_forwarded_for,
+            trust_forwarded_for=config.gateway.trust_forwarded_for,
         )
         if not metrics_allowed(
-            client, request.headers.get("Authorization"), token, public=config.metrics_public
+            client, request.headers.get("Authorization"), token, public=config.metrics.public
         ):
             return Response(
                 "metrics are served to this machine or with the API bearer token "

@@ -116,8 +116,9 @@ def add_pinning_routes(app: QuartTrio, node: Node, service: PinningService | Non
     pins = service or pinning_service_for(node)
     config = node.config
     tokens = TokenChecker(config.pinning_tokens_path)
-    limits = PinLimits(max_name=config.pin_max_name_chars, max_meta_bytes=config.pin_max_meta_bytes)
-    rates = ClientLimits.per_minute(config.pin_requests_per_minute, config.pin_burst)
+    pinning = config.pinning
+    limits = PinLimits(max_name=pinning.max_name_chars, max_meta_bytes=pinning.max_meta_bytes)
+    rates = ClientLimits.per_minute(pinning.requests_per_minute, pinning.burst)
 
     def authorise() -> str | Response:
         """The token's name, or the response refusing the request (401, 429)."""

@@ -66,13 +66,13 @@ def add_pin_routes(app: QuartTrio, pins: PinService) -> None:
     async def pin_policy() -> Any:
         return jsonify(
             {
-                "follow_creators": list(config.pin_follow_creators),
-                "popular_count": config.pin_popular_count,
-                "quota_bytes": config.pin_quota_bytes,
+                "follow_creators": list(config.pinning.follow_creators),
+                "popular_count": config.pinning.popular_count,
+                "quota_bytes": config.pinning.quota_bytes,
                 "usage": _usage_json(await pins.node.store.usage()),
                 "last_round": pins.last_round.to_json() if pins.last_round else None,
                 "last_gc": pins.last_gc,
-                "popular": await pins.top(max(config.pin_popular_count, 10)),
+                "popular": await pins.top(max(config.pinning.popular_count, 10)),
             }
         )
 

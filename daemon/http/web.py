@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import tomllib
 from collections.abc import AsyncIterable
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ import tomli_w
 import trio
 
 from activitypub_bridge import DeliveryError
-from daemon.config import _SECTIONS, ConfigError, load_config
+from daemon.config import ConfigError, VolunteerConfig, load_config
 from daemon.core.pins.service import PinService
 from dag import StoreUsage, cid_to_str, parse_cid
 from webui import WebServices
@@ -103,9 +104,9 @@ def web_services(
         site = config.bridge_site()
         return {
             "did": node.did,
-            "user": config.user,
-            "handle": f"@{config.user}@{site.domain}",
-            "actor": site.actor_id(config.user) if activitypub is not None else None,
+            "user": config.node.user,
+            "handle": f"@{config.node.user}@{site.domain}",
+            "actor": site.actor_id(config.node.user) if activitypub is not None else None,
         }
 
     services = WebServices(
@@ -204,7 +205,7 @@ def web_services(
 
         async def volunteers() -> list[Row]:
             rows = await trio.to_thread.run_sync(store.volunteers)
-            return [r.to_json(config.trust_after) for r in rows]
+            return [r.to_json(config.market.trust_after) for r in rows]
 
         services.jobs, services.volunteers = jobs, volunteers
 
@@ -260,11 +261,11 @@ def web_services(
         usage = await sizes.get()
         last = pin_service.last_round
         return {
-            "follow_creators": list(config.pin_follow_creators),
-            "popular_count": config.pin_popular_count,
-            "quota": _human(config.pin_quota_bytes) if config.pin_quota_bytes else None,
-            "quota_percent": round(100 * usage.bytes / config.pin_quota_bytes)
-            if config.pin_quota_bytes
+            "follow_creators": list(config.pinning.follow_creators),
+            "popular_count": config.pinning.popular_count,
+            "quota": _human(config.pinning.quota_bytes) if config.pinning.quota_bytes else None,
+            "quota_percent": round(100 * usage.bytes / config.pinning.quota_bytes)
+            if config.pinning.quota_bytes
             else None,
             "usage": _human(usage.bytes),
             "blocks": usage.blocks,
@@ -283,13 +284,13 @@ def web_services(
     services.pin_policy, services.collect_garbage = pin_policy, collect_garbage
     services.pins, services.pin, services.unpin = list_pins, pin, unpin
 
-    keys = _SECTIONS["volunteer"]
+    keys = [f.name for f in fields(VolunteerConfig)]
 
     def volunteer_policy() -> Row:
         """The ``[volunteer]`` values as config.toml and the defaults give them (the
         ``ARTDAG_*`` variables the daemon was started with are not applied here)."""
-        current = load_config(config.home, environ={})
-        return {key: getattr(current, attr) for key, attr in keys.items()}
+        current = load_config(config.home, environ={}).volunteer
+        return {key: getattr(current, key) for key in keys}
 
     async def set_volunteer_policy(values: Row) -> Row:
         """Write ``[volunteer]`` values to config.toml, checked first the way the daemon reads
@@ -299,16 +300,14 @@ def web_services(
             unknown = [k for k in values if k not in keys]
             if unknown:
                 raise ConfigError(f"unknown [volunteer] key {unknown[0]!r}")
-            overrides = {keys[k]: v for k, v in values.items()}
-            try:
-                checked = load_config(config.home, environ={}, **overrides)
-            except ConfigError as exc:
-                raise ConfigError(_name_key(str(exc))) from None
+            # named "[volunteer] key" in a ConfigError, as the settings form calls it
+            tables = {"volunteer": dict(values)}
+            checked = load_config(config.home, environ={}, tables=tables).volunteer
             path = config.config_path
             document = tomllib.loads(path.read_text()) if path.exists() else {}
             section = dict(document.get("volunteer", {}))
             for key in values:
-                value = getattr(checked, keys[key])
+                value = getattr(checked, key)
                 section[key] = list(value) if isinstance(value, tuple) else value
             document["volunteer"] = section
             tmp = path.with_name(path.name + ".new")
@@ -321,16 +320,6 @@ def web_services(
     services.volunteer_policy = volunteer_policy
     services.set_volunteer_policy = set_volunteer_policy
     return services
-
-
-def _name_key(message: str) -> str:
-    """``--volunteer-max-jobs: ...`` (how load_config names an override) as
-    ``[volunteer] max_jobs: ...`` (what the settings form calls it)."""
-    for key, attr in _SECTIONS["volunteer"].items():
-        flag = f"--{attr.replace('_', '-')}:"
-        if message.startswith(flag):
-            return f"[volunteer] {key}:{message[len(flag) :]}"
-    return message
 
 
 def _utc(seconds: float | None) -> str | None:

@@ -49,14 +49,14 @@ class MarketSettings:
     @classmethod
     def from_config(cls, config: Config) -> MarketSettings:
         return cls(
-            replicas=config.market_replicas,
-            lease_s=config.lease_seconds,
-            heartbeat_s=config.heartbeat_seconds,
-            deadline_s=config.market_deadline_seconds,
-            offer_wait_s=config.offer_wait_seconds,
-            adaptive=config.market_adaptive,
-            trust_after=config.trust_after,
-            spot_check=config.spot_check,
+            replicas=config.market.replicas,
+            lease_s=config.market.lease_seconds,
+            heartbeat_s=config.market.heartbeat_seconds,
+            deadline_s=config.market.deadline_seconds,
+            offer_wait_s=config.market.offer_wait_seconds,
+            adaptive=config.market.adaptive,
+            trust_after=config.market.trust_after,
+            spot_check=config.market.spot_check,
         )
 
 

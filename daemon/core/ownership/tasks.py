@@ -34,8 +34,8 @@ async def open_anchors(node: Node) -> AsyncIterator[AnchorService]:
         node.identity,
         config.index_path,
         config.home,
-        list(config.anchor_calendars),
-        config.anchor_header_source,
+        list(config.anchor.calendars),
+        config.anchor.header_source,
     ) as anchors:
         yield anchors
 

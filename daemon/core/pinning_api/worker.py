@@ -6,7 +6,7 @@ queued requests fairly across tokens (:mod:`daemon.core.pinning_api.schedule`: r
 ``[pinning] max_concurrent_per_token`` fetches per token, ``max_concurrent`` in all), fetches
 each DAG (:func:`daemon.core.dag_fetch.fetch_dag`, from the request's public origins and the
 network) within
-``config.pin_fetch_timeout_seconds``, and once every block is present pins the root with the
+``config.pinning.fetch_timeout_seconds``, and once every block is present pins the root with the
 reason ``remote``; a request that cannot complete becomes ``failed`` with the reason in
 ``info.status_details``. Requests left ``queued`` or ``pinning`` when the daemon stopped are
 picked up again when it starts (the walk skips what the store already holds).
@@ -87,7 +87,7 @@ class PinningService:
             from p2p import load_or_create_key, peer_id_from_key
 
             pid = peer_id_from_key(load_or_create_key(self.config.node_key_path))
-            listen = [a for a in self.config.listen if "/p2p/" not in a] or [
+            listen = [a for a in self.config.p2p.listen if "/p2p/" not in a] or [
                 "/ip4/127.0.0.1/tcp/4001"
             ]
             self._fallback_delegates = [f"{a}/p2p/{pid}" for a in listen][:20]
@@ -106,7 +106,7 @@ class PinningService:
         """Queue a request; :class:`~daemon.core.pinning_api.requests.PendingLimitReached` if
         ``owner``
         has ``[pinning] max_pending_per_token`` requests queued or pinning already."""
-        limit = self.config.pin_max_pending_per_token
+        limit = self.config.pinning.max_pending_per_token
         request = await trio.to_thread.run_sync(
             lambda: self.requests.add(pin, owner=owner, max_pending=limit)
         )
@@ -147,7 +147,7 @@ class PinningService:
                     pin,
                     owner=owner,
                     releases=releases,
-                    max_pending=self.config.pin_max_pending_per_token,
+                    max_pending=self.config.pinning.max_pending_per_token,
                     replacing=requestid,
                 )
                 self.requests.delete(requestid)
@@ -165,8 +165,8 @@ class PinningService:
             resumed = await trio.to_thread.run_sync(self.requests.requeue_interrupted)
             if resumed:
                 log.info("resuming %d pin request(s) interrupted by the last stop", resumed)
-            limit = max(1, self.config.pin_max_concurrent)
-            per_token = per_token_slots(limit, self.config.pin_max_concurrent_per_token)
+            limit = max(1, self.config.pinning.max_concurrent)
+            per_token = per_token_slots(limit, self.config.pinning.max_concurrent_per_token)
             async with trio.open_nursery() as nursery:
                 task_status.started()
                 while True:
@@ -232,10 +232,10 @@ class PinningService:
                     self.node,
                     root,
                     origins=request.pin.origins,
-                    timeout=self.config.pin_fetch_timeout_seconds,
+                    timeout=self.config.pinning.fetch_timeout_seconds,
                     max_parallel=MAX_PARALLEL_BLOCKS,
                     progress=progress,
-                    allow_private_origins=self.config.pin_allow_private_origins,
+                    allow_private_origins=self.config.pinning.allow_private_origins,
                 )
                 failure = None
             except DagFetchError as exc:
@@ -244,7 +244,7 @@ class PinningService:
             return  # deleted or replaced: whoever cancelled settled the pins
         if failure is None and not await self._fits_quota(root):
             failure = (
-                f"the node's storage quota ({self.config.pin_quota_bytes} bytes) cannot take "
+                f"the node's storage quota ({self.config.pinning.quota_bytes} bytes) cannot take "
                 "this DAG beside its local, explicit and remote pins"
             )
         async with self._lock:
@@ -275,7 +275,7 @@ class PinningService:
         """Whether the pins no policy gives up (local, explicit, remote) and this DAG fit in
         ``[pinning] quota_bytes`` together; popular and followed pins make room for it at the
         pinning policy's next round."""
-        quota = self.config.pin_quota_bytes
+        quota = self.config.pinning.quota_bytes
         if not quota:
             return True
         store = self.node.store

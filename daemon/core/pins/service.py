@@ -102,7 +102,7 @@ class PinService:
         self.node = node
         config = node.config
         self.popularity = PopularityStore(
-            config.popularity_db_path, config.pin_popular_half_life_hours * 3600.0
+            config.popularity_db_path, config.pinning.popular_half_life_hours * 3600.0
         )
         self.repos = RepoIndex(config.p2p_db_path)  # creator repos: followed heads, gc roots
         self.dedup = RequestDedup()
@@ -118,7 +118,7 @@ class PinService:
 
     def _followed_heads(self) -> dict[str, str]:
         """Followed creator's did -> its repo head as we know it."""
-        followed = set(self.node.config.pin_follow_creators)
+        followed = set(self.node.config.pinning.follow_creators)
         return {
             row.repo: cid_to_str(row.head) for row in self.repos.heads() if row.repo in followed
         }
@@ -242,7 +242,8 @@ class PinService:
             from daemon.core.dag_fetch import fetch_dag
 
             try:
-                await fetch_dag(self.node, cid, timeout=self.node.config.pin_fetch_timeout_seconds)
+                timeout = self.node.config.pinning.fetch_timeout_seconds
+                await fetch_dag(self.node, cid, timeout=timeout)
             except Exception as exc:  # the fetcher's own error says what went wrong
                 return str(exc) or type(exc).__name__
         return None
@@ -258,7 +259,7 @@ class PinService:
         chains = await trio.to_thread.run_sync(self.repos.chain_blocks)
         report = await self.node.store.collect_garbage(
             keep_shallow=chains,
-            grace_s=config.gc_grace_seconds if grace_s is None else grace_s,
+            grace_s=config.pinning.gc_grace_seconds if grace_s is None else grace_s,
         )
         self.last_gc = report.to_json() | {"at": time.time()}
         log.info(
@@ -274,8 +275,8 @@ class PinService:
         config = self.node.config
         heads = await trio.to_thread.run_sync(self._followed_heads)
         wanted = [Candidate(head, "followed", 0.0, did) for did, head in sorted(heads.items())]
-        if config.pin_popular_count:
-            for row in await self.top(config.pin_popular_count):
+        if config.pinning.popular_count:
+            for row in await self.top(config.pinning.popular_count):
                 wanted.append(Candidate(row["cid"], "popular", row["score"]))
         return wanted
 
@@ -290,7 +291,7 @@ class PinService:
         store = self.node.store
         config = self.node.config
         now = time.monotonic()
-        report = RoundReport(at=time.time(), quota_bytes=config.pin_quota_bytes)
+        report = RoundReport(at=time.time(), quota_bytes=config.pinning.quota_bytes)
         wanted = await self._wanted()
         report.wanted = len(wanted)
         pinned = {cid_to_str(p.cid): frozenset(p.reasons) for p in await store.pins()}
@@ -309,14 +310,14 @@ class PinService:
         for cid_text, reason in changes.unpin:
             await store.unpin(parse_cid(cid_text), reason=reason)
             report.unpinned.append(cid_text)
-        if config.pin_quota_bytes:
+        if config.pinning.quota_bytes:
             values = {c.cid: c for c in wanted}
             dropped, report.pinned_bytes = await self._apply_quota(values)
             report.dropped_for_quota = dropped
             for cid_text in dropped:
                 self._skip[cid_text] = now + SKIP_AFTER_QUOTA_S
             usage = await store.usage()
-            if dropped or usage.bytes > config.pin_quota_bytes:
+            if dropped or usage.bytes > config.pinning.quota_bytes:
                 report.gc = (await self._collect(None)).to_json()
         return report
 
@@ -335,7 +336,7 @@ class PinService:
         for candidate in value_order(evictable):
             size = await store.measure(parse_cid(candidate.cid), seen=seen)
             ordered.append((candidate, size.bytes))
-        plan = fit_quota(protected, ordered, self.node.config.pin_quota_bytes)
+        plan = fit_quota(protected, ordered, self.node.config.pinning.quota_bytes)
         for candidate in plan.drop:
             for reason in EVICTABLE:
                 await store.unpin(parse_cid(candidate.cid), reason=reason)
@@ -348,8 +349,8 @@ class PinService:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._flush_loop)
             nursery.start_soon(self._policy_loop)
-            if config.gc_interval_seconds > 0:
-                nursery.start_soon(self._gc_loop, config.gc_interval_seconds)
+            if config.pinning.gc_interval_seconds > 0:
+                nursery.start_soon(self._gc_loop, config.pinning.gc_interval_seconds)
             task_status.started()
 
     async def _flush_loop(self) -> None:
@@ -369,7 +370,7 @@ class PinService:
                 log.warning("pinning policy round failed: %s", exc)
             except Exception:
                 log.exception("pinning policy round failed")
-            await trio.sleep(config.pin_policy_interval_seconds)
+            await trio.sleep(config.pinning.policy_interval_seconds)
 
     async def _gc_loop(self, interval: float) -> None:
         while True:

@@ -125,19 +125,19 @@ def status_json(
     from importlib.metadata import version
 
     config = node.config
-    quota = config.pin_quota_bytes or None
+    quota = config.pinning.quota_bytes or None
     return {
         "did": node.did,
         "version": version("artdag"),
         "home": str(config.home),
-        "store_kind": config.store,
+        "store_kind": config.store.backend,
         "daemon": daemon or {"running": False},
         **figures.to_json(),
         "quota_bytes": quota,
         "quota_used_percent": (
             round(100 * figures.bytes / quota, 1) if quota and figures.bytes is not None else None
         ),
-        "followed_creators": len(config.pin_follow_creators),
+        "followed_creators": len(config.pinning.follow_creators),
         "gateway": gateway,
         "last_gc": last_gc,
     }
