@@ -16,7 +16,7 @@ from dataclasses import Field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from daemon.config.config import Config, Section
+from daemon.config.config import Config
 from daemon.config.sections import ConfigError
 
 __all__ = ["ENVIRONMENT", "FLAGS", "load_config"]
@@ -187,9 +187,9 @@ def load_config(
             raise TypeError(f"load_config() got an unexpected keyword argument {flag!r}")
         if value is not None:
             put(*FLAGS[flag], value, f"--{flag.replace('_', '-')}")
-    sections: dict[str, Section] = {
+    sections: dict[str, Any] = {
         attr: replace(getattr(_DEFAULTS, attr), **values[section])
         for section, (attr, _) in _FIELDS.items()
     }
-    config = Config(home_path, **sections)  # type: ignore[arg-type]
+    config = replace(_DEFAULTS, home=home_path, **sections)
     return config.check(lambda section, key: where.get((section, key), f"[{section}] {key}"))
