@@ -18,13 +18,13 @@ resolution compares, via :meth:`AnchorService.earliest_time`).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 import trio
@@ -32,8 +32,9 @@ from multiformats import CID
 from opentimestamps.calendar import DEFAULT_AGGREGATORS, DEFAULT_CALENDAR_WHITELIST
 
 import dag
+from daemon.core.ownership.anchor_tables import AnchorRow, AnchorTables, anchor_row
+from daemon.core.ownership.block_headers import DEFAULT_HEADER_SOURCE, EsploraHeaders, HeaderSource
 from dag import Blockstore, cid_to_str, parse_cid
-from dag.sqlite_db import open_sqlite_utils
 from provenance import Identity, sign_record, utc_timestamp, verify_signed
 from provenance.anchoring import (
     AnchorError,
@@ -65,60 +66,8 @@ __all__ = [
 ]
 
 DEFAULT_CALENDARS: tuple[str, ...] = tuple(DEFAULT_AGGREGATORS)
-DEFAULT_HEADER_SOURCE = "https://blockstream.info/api"
 _ACCEPT = {"Accept": "application/vnd.opentimestamps.v1", "User-Agent": "artdag"}
 _MAX_ANSWER = 10_000  # bytes, as the reference client
-
-
-class HeaderSource(Protocol):
-    async def header(self, height: int) -> tuple[str, bytes]:
-        """The block hash (explorer hex) and raw 80-byte header of the block at ``height``."""
-        ...
-
-
-class EsploraHeaders:
-    """Block headers from an Esplora-style API (blockstream.info, mempool.space, ...)."""
-
-    def __init__(self, base_url: str, client: httpx.AsyncClient, timeout: float = 20) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.client = client
-        self.timeout = timeout
-
-    async def _text(self, url: str) -> str:
-        try:
-            with trio.fail_after(self.timeout):
-                response = await self.client.get(url)
-        except (httpx.HTTPError, trio.TooSlowError) as exc:
-            raise AnchorError(f"header source {url}: {exc or 'timed out'}") from None
-        if response.status_code != 200:
-            raise AnchorError(f"header source {url}: HTTP {response.status_code}")
-        return response.text.strip()
-
-    async def header(self, height: int) -> tuple[str, bytes]:
-        block_hash = await self._text(f"{self.base_url}/block-height/{height}")
-        header_hex = await self._text(f"{self.base_url}/block/{block_hash}/header")
-        try:
-            return block_hash, bytes.fromhex(header_hex)
-        except ValueError:
-            raise AnchorError(f"header source: block {block_hash} header is not hex") from None
-
-
-@dataclass(frozen=True)
-class AnchorRow:
-    record: str  # CID of the signed anchor record
-    root: str  # hex
-    leaves: list[str]
-    calendars: list[str]
-    status: str  # pending | complete | verified
-    block_height: int | None
-    block_time: int | None
-    block_hash: str | None
-    ots_path: str
-    created: str
-    upgraded: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -151,82 +100,6 @@ class VerifyReport:
         }
 
 
-def _row(data: dict[str, Any]) -> AnchorRow:
-    return AnchorRow(
-        record=data["record"],
-        root=data["root"],
-        leaves=json.loads(data["leaves"]),
-        calendars=json.loads(data["calendars"]),
-        status=data["status"],
-        block_height=data["block_height"],
-        block_time=data["block_time"],
-        block_hash=data["block_hash"],
-        ots_path=data["ots_path"],
-        created=data["created"],
-        upgraded=data["upgraded"],
-    )
-
-
-class _AnchorTables:
-    """The ``anchors`` and ``anchor_leaves`` tables (blocking; call from a worker thread)."""
-
-    def __init__(self, path: Path) -> None:
-        self.db = open_sqlite_utils(path)
-        self.lock = threading.Lock()
-        self.db.table("anchors").create(
-            {
-                "record": str,
-                "root": str,
-                "leaves": str,
-                "calendars": str,
-                "ots": bytes,
-                "ots_path": str,
-                "status": str,
-                "block_height": int,
-                "block_time": int,
-                "block_hash": str,
-                "created": str,
-                "upgraded": str,
-            },
-            pk="record",
-            if_not_exists=True,
-        )
-        self.db.table("anchor_leaves").create(
-            {"cid": str, "record": str, "root": str, "idx": int},
-            pk=("cid", "record"),
-            if_not_exists=True,
-        )
-
-    def insert(self, row: dict[str, Any], leaves: list[str]) -> None:
-        with self.lock, self.db.conn:
-            self.db.table("anchors").insert(row)
-            self.db.table("anchor_leaves").insert_all(
-                {"cid": c, "record": row["record"], "root": row["root"], "idx": i}
-                for i, c in enumerate(leaves)
-            )
-
-    def update(self, record: str, values: dict[str, Any]) -> None:
-        with self.lock, self.db.conn:
-            self.db.table("anchors").update(record, values)
-
-    def rows(self, where: str | None = None, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self.lock:
-            return list(self.db.table("anchors").rows_where(where, args, order_by="created"))
-
-    def of_leaf(self, cid: str) -> list[dict[str, Any]]:
-        where = "record in (select record from anchor_leaves where cid = ?) or record = ?"
-        return self.rows(where, [cid, cid])
-
-    def anchored(self, cids: list[str]) -> set[str]:
-        with self.lock:
-            marks = ",".join("?" * len(cids))
-            sql = f"select distinct cid from anchor_leaves where cid in ({marks})"
-            return {r[0] for r in self.db.execute(sql, cids).fetchall()}
-
-    def close(self) -> None:
-        self.db.conn.close()
-
-
 class AnchorService:
     def __init__(
         self,
@@ -254,12 +127,30 @@ class AnchorService:
             if isinstance(header_source, str)
             else header_source
         )
-        self.tables = _AnchorTables(Path(db_path))
+        self.tables = AnchorTables(Path(db_path))
+        self._own_tables = True
+
+    def using(
+        self, calendars: Sequence[str] = (), header_source: str | None = None
+    ) -> AnchorService:
+        """This service asking other calendars or another header source (the CLI's
+        ``--calendar`` and ``--headers``); it shares this one's tables and HTTP client, and
+        closing it closes neither."""
+        if not calendars and header_source is None:
+            return self
+        view = copy.copy(self)
+        view._own_client = view._own_tables = False
+        if calendars:
+            view.calendars = [c.rstrip("/") for c in calendars]
+        if header_source is not None:
+            view.headers = EsploraHeaders(header_source, self.client, self.timeout)
+        return view
 
     async def aclose(self) -> None:
         if self._own_client:
             await self.client.aclose()
-        self.tables.close()
+        if self._own_tables:
+            self.tables.close()
 
     async def __aenter__(self) -> AnchorService:
         return self
@@ -270,18 +161,22 @@ class AnchorService:
     # -- queries (quick sqlite reads) ----------------------------------------------------------
 
     def anchors(self) -> list[AnchorRow]:
-        return [_row(r) for r in self.tables.rows()]
+        return [anchor_row(r) for r in self.tables.rows()]
 
     def anchor_of(self, cid: str | CID) -> AnchorRow | None:
         """The anchor holding ``cid`` (a leaf, or the anchor record itself): the verified one
         with the earliest block, else the oldest."""
-        rows = [_row(r) for r in self.tables.of_leaf(str(cid))]
+        rows = [anchor_row(r) for r in self.tables.of_leaf(str(cid))]
         if not rows:
             return None
         verified = [r for r in rows if r.block_time is not None]
         if verified:
             return min(verified, key=lambda r: (r.block_time or 0, r.created))
         return rows[0]
+
+    def unanchored(self, cids: Sequence[str]) -> list[str]:
+        """Those of ``cids`` that no anchor holds yet, in their order."""
+        return [cid for cid in cids if self.anchor_of(cid) is None]
 
     def earliest_time(self, cid: str | CID) -> float | None:
         """The earliest verified Bitcoin block time (Unix seconds) attesting ``cid``, if any."""
@@ -356,7 +251,7 @@ class AnchorService:
             "upgraded": None,
         }
         await trio.to_thread.run_sync(self.tables.insert, row, [cid_to_str(c) for c in leaves])
-        return _row(row)
+        return anchor_row(row)
 
     async def _leaves(self, cids: Sequence[str | CID]) -> list[CID]:
         parsed: list[CID] = []
@@ -430,7 +325,7 @@ class AnchorService:
                 a.height for a in attestations(ots) if a.height is not None
             )
         await trio.to_thread.run_sync(self.tables.update, row.record, values)
-        return _row(await trio.to_thread.run_sync(self._raw, row.record))
+        return anchor_row(await trio.to_thread.run_sync(self._raw, row.record))
 
     def _raw(self, record: str) -> dict[str, Any]:
         return self.tables.rows("record = ?", [record])[0]
@@ -452,7 +347,7 @@ class AnchorService:
         the signed anchor record, the leaf's path to the root, the proof's path to a Bitcoin
         attestation, and that attestation against the header source's block header."""
         key = str(cid)
-        rows = [_row(r) for r in await trio.to_thread.run_sync(self.tables.of_leaf, key)]
+        rows = [anchor_row(r) for r in await trio.to_thread.run_sync(self.tables.of_leaf, key)]
         if not rows:
             raise AnchorError(f"{key} is in no anchor (run `artdag anchor` first)")
         reports = [await self._verify_row(key, row) for row in rows]

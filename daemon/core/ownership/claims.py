@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 import dag
-from dag import CID, cid_to_str, parse_cid
+from dag import CID, Blockstore, cid_to_str, parse_cid
 from dag.sqlite_db import open_sqlite_utils
-from provenance import RecordError, sign_record, verify_signed
+from provenance import Identity, RecordError, sign_record, verify_signed
 from provenance.claims import (
     ClaimInfo,
     Dispute,
@@ -41,14 +41,15 @@ from renderer import Limits, RenderError
 from renderer.fingerprinting import fingerprint_file
 
 if TYPE_CHECKING:
-    from daemon.core.node import Node
-    from daemon.core.ownership.anchors import AnchorService
+    from daemon.core.index import Index
+    from p2p.network import Network
 
 __all__ = ["ClaimOutcome", "ClaimsService"]
 
 log = logging.getLogger("artdag.claims")
 
 AnchorTime = Callable[[str], Awaitable[float | None]]
+Announce = Callable[[CID], Awaitable[None]]
 MEDIA_PREFIXES = ("video/", "audio/")
 
 
@@ -98,21 +99,35 @@ class FingerprintTable:
 
 
 class ClaimsService:
+    """Claims signed by ``identity``, kept in ``store`` and ``index``; ``announce`` appends a
+    record to the creator repo (and gossips its head when the daemon runs), ``network`` (the
+    daemon's, else None) also carries each claim on the claims topic."""
+
     def __init__(
         self,
-        node: Node,
+        store: Blockstore,
+        index: Index,
+        identity: Identity,
         *,
+        index_path: Path,
+        tmp_root: Path,
+        announce: Announce,
+        network: Network | None = None,
         limits: Limits | None = None,
         find_provenance: Callable[[CID], Awaitable[CID | None]] | None = None,
         anchor_time: AnchorTime | None = None,
     ) -> None:
-        self.node = node
+        self.store = store
+        self.records = index
+        self.identity = identity
+        self.tmp_root = tmp_root
+        self.announce = announce
+        self.network = network
         self.limits = limits or Limits()
         self.find_provenance = find_provenance
         self.anchor_time = anchor_time
-        self.table = FingerprintTable(node.config.index_path)
+        self.table = FingerprintTable(index_path)
         self._index: FingerprintIndex | None = None
-        self.anchors: AnchorService | None = None  # set by ownership.open_claims
 
     def close(self) -> None:
         self.table.close()
@@ -143,7 +158,7 @@ class ClaimsService:
         known = await trio.to_thread.run_sync(self.table.get, key)
         if known is not None:
             return Fingerprint.from_bytes(known)
-        row = await trio.to_thread.run_sync(self.node.index.asset, key)
+        row = await trio.to_thread.run_sync(self.records.asset, key)
         if row is not None and not (row.mime or "").startswith(MEDIA_PREFIXES):
             return None
         if subject.codec.name not in ("dag-pb", "raw"):
@@ -151,7 +166,7 @@ class ClaimsService:
         with tempfile.TemporaryDirectory(prefix="fingerprint-", dir=self._tmp_root()) as tmp:
             path = Path(tmp) / "work"
             with open(path, "wb") as f:
-                async for piece in dag.read_file(self.node.store, subject):
+                async for piece in dag.read_file(self.store, subject):
                     await trio.to_thread.run_sync(f.write, piece)
             try:
                 fp = await fingerprint_file(path, self.limits)
@@ -162,16 +177,15 @@ class ClaimsService:
         return fp
 
     def _tmp_root(self) -> Path:
-        root = self.node.config.home / "render-tmp"
-        root.mkdir(parents=True, exist_ok=True)
-        return root
+        self.tmp_root.mkdir(parents=True, exist_ok=True)
+        return self.tmp_root
 
     # -- claims --------------------------------------------------------------------------------
     async def claim(
         self, subject_ref: str, split: Sequence[str] = (), license: str | None = None
     ) -> ClaimOutcome:
         subject = parse_cid(subject_ref)
-        if not await self.node.store.has(subject):
+        if not await self.store.has(subject):
             raise RecordError(
                 f"{cid_to_str(subject)} is not in the store (fetch it first: artdag get CID)"
             )
@@ -179,7 +193,7 @@ class ClaimsService:
         made: dict[str, Any] = {}
         prov_cid = await self.find_provenance(subject) if self.find_provenance else None
         if prov_cid is not None:
-            prov = dag.decode_dagcbor(await self.node.store.get(prov_cid))
+            prov = dag.decode_dagcbor(await self.store.get(prov_cid))
             verify_signed(prov)
             made = {
                 "provenance": prov_cid,
@@ -195,19 +209,19 @@ class ClaimsService:
             fingerprint=fp.to_bytes() if fp is not None else None,
             **made,
         )
-        signed = sign_record(record, self.node.identity)
+        signed = sign_record(record, self.identity)
         block = dag.record_block(signed)
-        await self.node.store.put(block)
-        await self.node.store.pin(block.cid)
-        await self.node.store.flush()
+        await self.store.put(block)
+        await self.store.pin(block.cid)
+        await self.store.flush()
         await self._index_claim(block.cid, signed)
-        await self.node.announce(block.cid)
-        network = self.node.network
+        await self.announce(block.cid)
+        network = self.network
         if network is not None and network.gossip is not None:
             from p2p.gossip import CLAIMS, make_claim_announce
 
             try:
-                message = make_claim_announce(self.node.identity, block.cid, subject)
+                message = make_claim_announce(self.identity, block.cid, subject)
                 await network.gossip.publish(CLAIMS.name, message)
             except Exception as exc:  # the repo head carries it anyway
                 log.info("claim-announce not gossiped: %s", exc)
@@ -218,7 +232,7 @@ class ClaimsService:
     async def _index_claim(self, cid: CID, record: dict[str, Any]) -> None:
         subject = cid_to_str(record["subject"])
         await trio.to_thread.run_sync(
-            self.node.index.put_record,
+            self.records.put_record,
             cid_to_str(cid),
             "claim",
             record["signer"],
@@ -243,11 +257,11 @@ class ClaimsService:
     async def claims(self, subject: CID | None = None) -> list[tuple[str, dict[str, Any]]]:
         """Every indexed claim (or those on ``subject``), read from the store and verified."""
         key = None if subject is None else cid_to_str(subject)
-        rows = await trio.to_thread.run_sync(self.node.index.records_of, "claim", key)
+        rows = await trio.to_thread.run_sync(self.records.records_of, "claim", key)
         out = []
         for row in rows:
             try:
-                record = dag.decode_dagcbor(await self.node.store.get(parse_cid(row["cid"])))
+                record = dag.decode_dagcbor(await self.store.get(parse_cid(row["cid"])))
                 verify_signed(record)
             except Exception as exc:
                 log.warning("indexed claim %s is unusable: %s", row["cid"], exc)

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import trio
@@ -39,7 +38,6 @@ from activitypub_bridge import (
     FollowerStore,
     Ignore,
     JsonRefused,
-    KeyCache,
     RecordUsage,
     Reject,
     RejectKind,
@@ -62,19 +60,29 @@ from activitypub_bridge import (
     verify_with_refetch,
 )
 from activitypub_bridge.ssrf import DomainError
-from dag import cid_to_str, parse_cid
+from daemon.core.fediverse.media_size import media_dimensions
+from daemon.core.fediverse.remote_actors import RemoteActors
+from dag import CID, cid_to_str, parse_cid
+from provenance import Identity
 
 if TYPE_CHECKING:
+    from daemon.config import ActivityPubConfig
+    from daemon.core.index import AssetRow
     from daemon.core.money import MoneyService
-    from daemon.core.node import Node
 
-__all__ = ["ActivityPubService", "InboxResult", "PublishError", "Published", "open_activitypub"]
+__all__ = [
+    "ActivityPubService",
+    "BridgePaths",
+    "InboxResult",
+    "PublishError",
+    "Published",
+    "Works",
+    "open_activitypub",
+]
 
 log = logging.getLogger("artdag.activitypub")
 
 _BLOCKS_TTL = 1.0  # seconds the stored domain blocks are cached (the CLI may change them)
-_ACTOR_TTL = 3600.0
-_PROBE_MAX_BYTES = 2 << 30
 
 
 class PublishError(ValueError):
@@ -109,22 +117,6 @@ def _status_for(kind: RejectKind) -> int:
     return {RejectKind.MALFORMED: 400, RejectKind.FORGED: 401, RejectKind.BLOCKED: 403}[kind]
 
 
-def _public_key_of(document: Mapping[str, Any], key_id: str) -> tuple[str, str] | None:
-    """``(pem, owner)`` for ``key_id`` in an actor (or key) document, or None."""
-    keys = document.get("publicKey")
-    candidates = keys if isinstance(keys, list) else [keys]
-    for key in candidates:
-        if isinstance(key, Mapping) and key.get("id") == key_id:
-            pem, owner = key.get("publicKeyPem"), key.get("owner") or document.get("id")
-            if isinstance(pem, str) and isinstance(owner, str):
-                return pem, owner
-    if document.get("id") == key_id and isinstance(document.get("publicKeyPem"), str):
-        owner = document.get("owner")
-        if isinstance(owner, str):
-            return str(document["publicKeyPem"]), owner
-    return None
-
-
 def _is_self_delete(body: bytes) -> bool:
     try:
         activity = parse_json(body)
@@ -138,61 +130,77 @@ def _is_self_delete(body: bytes) -> bool:
     return isinstance(target, str) and target == activity.get("actor")
 
 
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.netloc.lower()
+class Works(Protocol):
+    """Where the bridge reads the works it publishes (the node's assets)."""
+
+    async def asset(self, cid: CID) -> AssetRow | None: ...
+
+    def cat(self, cid: CID) -> AsyncIterator[bytes]: ...
+
+
+@dataclass(frozen=True)
+class BridgePaths:
+    """The bridge's files in the node home."""
+
+    db: Path  # followers, domain blocks, emitted activities, processed inbound ids
+    deliveries: Path  # the delivery queue
+    actor_key: Path  # the creator's RSA key for HTTP Signatures
 
 
 class ActivityPubService:
-    """One local creator (the node's identity) as an ActivityPub actor."""
+    """One local creator, ``username`` with ``identity``, as an ActivityPub actor on ``site``.
+
+    ``money`` records the likes and boosts received as usage; ``on_usage`` is told of each,
+    ``(cid, kind)`` (the pinning policy's popularity), and must not block."""
 
     def __init__(
         self,
-        node: Node,
         site: BridgeSite,
+        config: ActivityPubConfig,
+        identity: Identity,
+        username: str,
+        paths: BridgePaths,
+        works: Works,
         *,
         money: MoneyService | None = None,
+        on_usage: Callable[[str, str], None] | None = None,
     ) -> None:
-        config = node.config
-        self.node = node
         self.site = site
+        self.config = config
+        self.works = works
         self.money = money
-        self.actor_key = load_or_create_actor_key(config.actor_key_path)
+        self.on_usage = on_usage
+        self.actor_key = load_or_create_actor_key(paths.actor_key)
         self.creator = Creator(
-            username=config.node.user,
-            did=node.did,
+            username=username,
+            did=identity.did,
             public_key_pem=public_key_pem(self.actor_key.public_key()),
-            name=config.activitypub.display_name or config.node.user,
-            summary=config.activitypub.summary,
+            name=config.display_name or username,
+            summary=config.summary,
         )
         self.creators = {self.creator.username: self.creator}
         self.signer = Signer(site.key_id(self.creator.username), self.actor_key)
-        self.followers = FollowerStore(config.activitypub_db_path)
-        self.activities = ActivityStore(config.activitypub_db_path)
-        self.queue = DeliveryQueue.open(config.deliveries_path, recover=True)
-        self.config_blocks = tuple(config.activitypub.blocked_domains)
+        self.followers = FollowerStore(paths.db)
+        self.activities = ActivityStore(paths.db)
+        self.queue = DeliveryQueue.open(paths.deliveries, recover=True)
+        self.config_blocks = tuple(config.blocked_domains)
         self._stored_blocks: list[str] = []
         self._blocks_read_at = 0.0
-        self.keys = KeyCache()
-        self._key_owners: dict[str, str] = {}
-        self._actors: dict[str, tuple[float, dict[str, Any]]] = {}
         self.client = BridgeClient(
             blocked=self.is_blocked,
-            allow_private=config.activitypub.allow_private_fetch,
-            first_knock="cavage" if config.activitypub.first_knock == "cavage" else "rfc9421",
+            allow_private=config.allow_private_fetch,
+            first_knock="cavage" if config.first_knock == "cavage" else "rfc9421",
             user_agent=f"artdag/0.1 (+{site.base_url}/)",
         )
+        self.actors = RemoteActors(self.client, self.signer)
         self.worker = DeliveryWorker(
             self.queue,
             self._send,
-            max_concurrency=config.activitypub.delivery_concurrency,
-            per_host=config.activitypub.delivery_per_host,
+            max_concurrency=config.delivery_concurrency,
+            per_host=config.delivery_per_host,
         )
         self.received = 0
         self.rejected = 0
-        #: told of each like or boost of a work, ``(cid, kind)`` (the pinning policy's
-        #: popularity); must not block
-        self.on_usage: Callable[[str, str], None] | None = None
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -226,41 +234,6 @@ class ActivityPubService:
         await self.refresh_blocks(force=True)
         return lifted
 
-    # -- remote actors ----------------------------------------------------------------------
-    async def fetch_actor(self, actor_id: str, *, fresh: bool = False) -> dict[str, Any]:
-        """The remote actor document (signed GET, SSRF-guarded, cached for an hour)."""
-        cached = self._actors.get(actor_id)
-        if cached is not None and not fresh and time.time() - cached[0] < _ACTOR_TTL:
-            return cached[1]
-        document = await self.client.fetch_json(actor_id, self.signer)
-        if document.get("id") != actor_id.split("#", 1)[0]:
-            raise FetchError(f"{actor_id}: the document's id is {str(document.get('id'))[:200]}")
-        self._actors[actor_id] = (time.time(), document)
-        return document
-
-    async def _fetch_key(self, key_id: str) -> str | None:
-        """The PEM of ``key_id``; remembers its owner (must be on the key's origin)."""
-        try:
-            document = await self.client.fetch_json(key_id, self.signer)
-            found = _public_key_of(document, key_id)
-            if found is None and isinstance(document.get("owner"), str):
-                document = await self.client.fetch_json(document["owner"], self.signer)
-                found = _public_key_of(document, key_id)
-        except (FetchError, FetchRefused) as exc:
-            log.info("cannot fetch key %s: %s", key_id, exc)
-            return None
-        if found is None:
-            log.info("no key %s in the document fetched for it", key_id)
-            return None
-        pem, owner = found
-        if _origin(owner) != _origin(key_id):
-            log.warning("key %s claims owner %s on another origin", key_id, owner)
-            return None
-        if document.get("id") == owner:
-            self._actors[owner] = (time.time(), document)
-        self._key_owners[key_id] = owner
-        return pem
-
     # -- inbox ------------------------------------------------------------------------------
     async def receive(
         self, username: str | None, url: str, headers: Mapping[str, str], body: bytes
@@ -287,18 +260,18 @@ class ActivityPubService:
             return InboxResult(403, "the signer's domain is blocked")
         request = SignedRequest("POST", url, dict(headers), body)
         try:
-            await verify_with_refetch(request, self.keys, self._fetch_key)
+            await verify_with_refetch(request, self.actors.keys, self.actors.fetch_key)
         except SignatureRejected as exc:
             if exc.reason is RejectReason.UNKNOWN_KEY and _is_self_delete(body):
                 # A deleted account's key is gone with it; nothing of ours to verify or undo.
                 return InboxResult(202, "Delete of an actor whose key is gone: ignored")
             return InboxResult(401, f"signature rejected: {exc}")
-        owner = self._key_owners.get(key_id)
+        owner = self.actors.owner_of(key_id)
         if owner is None:  # cached before this process learnt the owner: cannot happen
             return InboxResult(401, f"key {key_id} has no known owner")
         try:
             activity = await trio.to_thread.run_sync(
-                partial(parse_json, body, max_bytes=self.node.config.activitypub.max_inbox_bytes)
+                partial(parse_json, body, max_bytes=self.config.max_inbox_bytes)
             )
         except JsonRefused as exc:
             return InboxResult(400, f"body refused: {exc}")
@@ -332,7 +305,7 @@ class ActivityPubService:
         run = trio.to_thread.run_sync
         if isinstance(decision, AddFollower):
             try:
-                document = await self.fetch_actor(decision.follower)
+                document = await self.actors.fetch_actor(decision.follower)
             except (FetchError, FetchRefused) as exc:
                 return InboxResult(400, f"cannot fetch the follower's actor: {exc}")
             inbox = document.get("inbox")
@@ -354,7 +327,7 @@ class ActivityPubService:
             )
             log.info("%s now follows %s", decision.follower, decision.creator)
         elif isinstance(decision, SendAccept):
-            document = await self.fetch_actor(decision.follower)
+            document = await self.actors.fetch_actor(decision.follower)
             inbox = document.get("inbox")
             assert isinstance(inbox, str)  # checked by AddFollower, which comes first
             await self._emit(decision.accept, decision.creator, [inbox], listed=False)
@@ -367,7 +340,7 @@ class ActivityPubService:
             log.info("%s unfollowed %s", decision.follower, decision.creator or "a creator")
         elif isinstance(decision, RemoveActor):
             await run(self.followers.remove_actor, decision.actor)
-            self._actors.pop(decision.actor, None)
+            self.actors.forget(decision.actor)
         elif isinstance(decision, RecordUsage):
             if self.on_usage is not None:
                 self.on_usage(decision.subject_cid, decision.kind)
@@ -412,7 +385,7 @@ class ActivityPubService:
         cid_text = cid_to_str(parsed)
         if len(text) > 5000:
             raise PublishError("--text is longer than 5000 characters")
-        row = await self.node.asset(parsed)
+        row = await self.works.asset(parsed)
         if row is None:
             raise PublishError(f"{cid_text} is not an asset of this node (add it first)")
         creator = self.creator.username
@@ -421,7 +394,7 @@ class ActivityPubService:
             queued = await self._queue_if_never_queued(previous, creator)
             return Published(previous, self.site.note_id(creator, cid_text), queued, True)
         mime = row.mime or "application/octet-stream"
-        width, height = await self._dimensions(parsed, mime, row.size)
+        width, height = await media_dimensions(self.works.cat(parsed), mime, row.size, cid_text)
         work = WorkInfo(
             cid=cid_text,
             name=row.name,
@@ -456,26 +429,6 @@ class ActivityPubService:
         queued = await trio.to_thread.run_sync(self.queue.enqueue, activity_id, inboxes, body)
         self.worker.wake()
         return queued
-
-    async def _dimensions(self, cid: Any, mime: str, size: int) -> tuple[int | None, int | None]:
-        """Width and height of a video or image (probed in the renderer's sandbox)."""
-        if not mime.startswith(("video/", "image/")) or size > _PROBE_MAX_BYTES:
-            return None, None
-        from renderer.limits import Limits
-        from renderer.probe import probe
-
-        with tempfile.TemporaryDirectory(prefix="artdag-publish-") as tmp:
-            path = Path(tmp) / "work"
-            with open(path, "wb") as f:
-                async for piece in self.node.cat(cid):
-                    await trio.to_thread.run_sync(f.write, piece)
-            try:
-                info = await probe(path, Limits())
-            except Exception as exc:  # not media after all: publish without dimensions
-                log.info("cannot probe %s for its size: %s", cid, exc)
-                return None, None
-        video = info.video
-        return (video.width, video.height) if video is not None else (None, None)
 
     # -- views ------------------------------------------------------------------------------
     async def followers_view(self, limit: int = 1000) -> dict[str, Any]:
@@ -513,8 +466,17 @@ class ActivityPubService:
 
 
 @asynccontextmanager
-async def open_activitypub(node: Node, money: MoneyService | None = None) -> Any:
-    service = ActivityPubService(node, node.config.bridge_site(), money=money)
+async def open_activitypub(
+    site: BridgeSite,
+    config: ActivityPubConfig,
+    identity: Identity,
+    username: str,
+    paths: BridgePaths,
+    works: Works,
+    **kwargs: Any,
+) -> AsyncIterator[ActivityPubService]:
+    """The bridge's service (``kwargs``: ``money``, ``on_usage``), closed on exit."""
+    service = ActivityPubService(site, config, identity, username, paths, works, **kwargs)
     try:
         yield service
     finally:
