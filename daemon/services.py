@@ -15,6 +15,7 @@ depends on (each passed explicitly, never the whole :class:`Services`), cached i
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,6 +26,9 @@ from daemon.config import Config
 from daemon.core.node import Node, open_node
 
 if TYPE_CHECKING:
+    from daemon.core.market.service import MarketService
+    from daemon.core.market.store import MarketStore
+    from daemon.core.render.service import RenderService
     from p2p.network import Network
 
 __all__ = ["NeedsDaemon", "Services", "open_services"]
@@ -53,6 +57,70 @@ class Services:
             if name not in self._opened:
                 self._opened[name] = await opener()
             return self._opened[name]
+
+    # -- render and the render market (F4) ---------------------------------------------------
+    async def renders(self) -> RenderService:
+        """The rendering service: store, identity, index and its step cache (index database),
+        scratch space under the home; finished renders published through the node."""
+        from daemon.core.render.service import RenderService
+
+        node, config = self.node, self.config
+
+        async def opener() -> RenderService:
+            service = await trio.to_thread.run_sync(
+                functools.partial(
+                    RenderService,
+                    node.store,
+                    node.identity,
+                    config.index_path,
+                    index=node.index,
+                    import_params=node.import_params(),
+                    workroot=config.home,
+                    publisher=node,
+                )
+            )
+            self._stack.callback(service.close)
+            return service
+
+        return await self._once("renders", opener)
+
+    async def market_store(self) -> MarketStore:
+        """The render market's ledger (jobs, results, volunteer credits; index database)."""
+        from daemon.core.market.store import MarketStore
+
+        async def opener() -> MarketStore:
+            store = await trio.to_thread.run_sync(MarketStore, self.config.index_path)
+            self._stack.callback(store.close)
+            return store
+
+        return await self._once("market_store", opener)
+
+    async def market(self, *, fault: str | None = None) -> MarketService:
+        """The render market on the running network, a volunteer too if ``[volunteer]`` says
+        so. The daemon's runtime opens it first and runs it; ``fault`` (tests only: a
+        volunteer that delivers wrong results) counts on that first call only."""
+        from daemon.core.market.context import MarketNotRunning
+        from daemon.core.market.service import MarketService, MarketSettings
+
+        if not self.config.p2p.enabled:
+            raise MarketNotRunning("the render market is not running on this node (no p2p)")
+        network = self.require_network("rendering on the market")
+        renders, store = await self.renders(), await self.market_store()
+        volunteer = self.config.volunteer
+        policy = volunteer.policy() if volunteer.enabled else None
+
+        async def opener() -> MarketService:
+            return MarketService(
+                network=network,
+                renders=renders,
+                store=store,
+                settings=MarketSettings.from_config(self.config.market),
+                workroot=self.config.home,
+                policy=policy,
+                fault=fault,
+            )
+
+        return await self._once("market", opener)
 
     def require_network(self, what: str) -> Network:
         if self.network is None:

@@ -1,7 +1,8 @@
 """CLI commands of the render market's ledger: ``artdag jobs`` and ``artdag volunteers``.
 
-Both ask the running daemon (which owns the market) through :class:`DaemonClient` and print a
-rich table, or the API's JSON with ``--json``.
+Both read the ledger through the node API's market (:mod:`daemon.nodeapi.market`: the running
+daemon if there is one, else the market's tables opened here) and print a rich table, or the
+API's JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ from typing import Any
 
 import click
 
-from daemon.nodeapi.client import DaemonClient
+from daemon.cli.common import config_of, fail, print_table, run
+from daemon.core.market.context import MarketNotRunning
+from daemon.core.market.store import VolunteerRow
+from daemon.nodeapi import connect
+from daemon.nodeapi.market import NoSuchJob, Volunteers
 
-__all__ = ["register"]
+__all__ = ["jobs", "volunteers"]
 
 
 def _short(did: str) -> str:
@@ -24,105 +29,110 @@ def _seconds(ms: int) -> str:
     return f"{ms / 1000:.1f}"
 
 
-def _print_table(title: str, columns: list[str], rows: list[list[str]], right: set[str]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", box=None, header_style="bold")
-    for name in columns:
-        table.add_column(name, justify="right" if name in right else "left", overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
+def _print_json(rows: list[dict[str, Any]]) -> None:
+    """The rows as the JSON API writes them (keys sorted, as Quart's ``jsonify`` does)."""
+    click.echo(json.dumps(rows, indent=2, sort_keys=True))
 
 
-def register(main: click.Group) -> None:
-    from daemon.cli.main import _config, _guarded
+@click.command()
+@click.option(
+    "--role", type=click.Choice(["requester", "volunteer"]), help="Only jobs in this role."
+)
+@click.option(
+    "--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="At most."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def jobs(ctx: click.Context, role: str | None, limit: int, as_json: bool) -> None:
+    """List render-market jobs this node requested or volunteered for, newest first."""
 
-    @main.command()
-    @click.option(
-        "--role", type=click.Choice(["requester", "volunteer"]), help="Only jobs in this role."
-    )
-    @click.option(
-        "--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="At most."
-    )
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    @click.pass_context
-    @_guarded
-    def jobs(ctx: click.Context, role: str | None, limit: int, as_json: bool) -> None:
-        """List render-market jobs this node requested or volunteered for, newest first."""
-        params: dict[str, Any] = {"limit": limit} | ({"role": role} if role else {})
-        client = DaemonClient.for_config(_config(ctx))
-        rows: list[dict[str, Any]] = client.call("GET", "/api/v1/jobs", params=params)["jobs"]
+    @run
+    async def go() -> None:
+        async with connect(config_of(ctx)) as api:
+            try:
+                rows = await api.market.jobs(role, limit)
+            except (MarketNotRunning, NoSuchJob) as exc:
+                fail(str(exc))
         if as_json:
-            click.echo(json.dumps(rows, indent=2))
+            _print_json([row.to_json() for row in rows])
             return
         if not rows:
             click.echo("no market jobs yet", err=True)
             return
         columns = ["job", "role", "step", "operation", "status", "replicas", "volunteers"]
         columns += ["render s", "detail"]
-        _print_table(
+        print_table(
             f"{len(rows)} jobs",
             columns,
             [
                 [
-                    row["job_id"][:12],
-                    row["role"],
-                    row["step"],
-                    row["operation"],
-                    row["status"],
-                    str(row["replicas"]),
-                    " ".join(_short(d) for d in row["volunteers"]) or "-",
-                    _seconds(row["render_ms"]),
-                    row["detail"],
+                    row.job_id[:12],
+                    row.role,
+                    row.step,
+                    row.operation,
+                    row.status,
+                    str(row.replicas),
+                    " ".join(_short(d) for d in row.volunteers) or "-",
+                    _seconds(row.render_ms),
+                    row.detail,
                 ]
                 for row in rows
             ],
             right={"replicas", "render s"},
         )
 
-    @main.command()
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    @click.pass_context
-    @_guarded
-    def volunteers(ctx: click.Context, as_json: bool) -> None:
-        """List the volunteers this node has dealt with: credit and reputation, best first."""
-        client = DaemonClient.for_config(_config(ctx))
-        body = client.call("GET", "/api/v1/volunteers")
-        rows: list[dict[str, Any]] = body["volunteers"]
-        if as_json:
-            click.echo(json.dumps(rows, indent=2))
-            return
-        if not rows:
-            click.echo("no volunteers yet", err=True)
-            return
+    go()
 
-        def flag(row: dict[str, Any]) -> str:
-            if row["avoided"]:
-                return "avoided"
-            return "trusted" if row.get("trusted") else "-"
 
-        _print_table(
-            f"{len(rows)} volunteers (trusted after {body.get('trust_after', '?')} accepted)",
-            ["volunteer", "accepted", "rejected", "expired", "rendered s", "reputation", "flag"],
+def _flag(row: VolunteerRow, trust_after: int) -> str:
+    if row.avoided:
+        return "avoided"
+    return "trusted" if row.trusted(trust_after) else "-"
+
+
+def _print_volunteers(found: Volunteers) -> None:
+    rows, trust_after = found.rows, found.trust_after
+    print_table(
+        f"{len(rows)} volunteers (trusted after {trust_after} accepted)",
+        ["volunteer", "accepted", "rejected", "expired", "rendered s", "reputation", "flag"],
+        [
             [
-                [
-                    _short(row["did"]),
-                    str(row["accepted"]),
-                    str(row["rejected"]),
-                    str(row["expired"]),
-                    _seconds(row["rendered_ms"]),
-                    f"{row['reputation']:.2f}",
-                    flag(row),
-                ]
-                for row in rows
-            ],
-            right={"accepted", "rejected", "expired", "rendered s", "reputation"},
-        )
-        rendered = sum(row["rendered_ms"] for row in rows)
-        accepted = sum(row["accepted"] for row in rows)
-        rejected = sum(row["rejected"] for row in rows)
-        click.echo(
-            f"total: {_seconds(rendered)} s rendered, {accepted} accepted, {rejected} rejected"
-        )
+                _short(row.did),
+                str(row.accepted),
+                str(row.rejected),
+                str(row.expired),
+                _seconds(row.rendered_ms),
+                f"{row.reputation:.2f}",
+                _flag(row, trust_after),
+            ]
+            for row in rows
+        ],
+        right={"accepted", "rejected", "expired", "rendered s", "reputation"},
+    )
+    rendered = sum(row.rendered_ms for row in rows)
+    accepted = sum(row.accepted for row in rows)
+    rejected = sum(row.rejected for row in rows)
+    click.echo(f"total: {_seconds(rendered)} s rendered, {accepted} accepted, {rejected} rejected")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def volunteers(ctx: click.Context, as_json: bool) -> None:
+    """List the volunteers this node has dealt with: credit and reputation, best first."""
+
+    @run
+    async def go() -> None:
+        async with connect(config_of(ctx)) as api:
+            try:
+                found = await api.market.volunteers()
+            except MarketNotRunning as exc:
+                fail(str(exc))
+        if as_json:
+            _print_json(found.to_json()["volunteers"])
+        elif not found.rows:
+            click.echo("no volunteers yet", err=True)
+        else:
+            _print_volunteers(found)
+
+    go()

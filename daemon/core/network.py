@@ -4,7 +4,7 @@ and announce what the node adds."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -13,6 +13,9 @@ from daemon.core.node import Node
 from dag import CID
 from p2p import load_or_create_key
 from p2p.network import Network, NetworkInfo
+
+if TYPE_CHECKING:
+    from daemon.core.market.service import MarketService
 
 __all__ = ["start_market", "start_network"]
 
@@ -51,30 +54,12 @@ async def _provide_pins(node: Node, network: Network) -> None:
     log.debug("queued the pinned roots for the DHT")
 
 
-async def start_market(
-    nursery: trio.Nursery, config: Config, node: Node, *, fault: str | None = None
-) -> None:
-    """Start the render market on the running network (as a volunteer too if configured)."""
-    from daemon.core.market.service import MarketService, MarketSettings
-    from daemon.core.market.store import MarketStore
-    from daemon.core.render.service import RenderService
-
-    assert node.network is not None
-    if node.market_store is None:
-        node.market_store = await trio.to_thread.run_sync(MarketStore, config.index_path)
-    policy = config.volunteer.policy() if config.volunteer.enabled else None
-    if fault is not None:
-        log.warning("TEST FAULT %r is on: this volunteer delivers wrong results", fault)
-    market = MarketService(
-        network=node.network,
-        renders=RenderService.for_node(node),
-        store=node.market_store,
-        settings=MarketSettings.from_config(config),
-        workroot=config.home,
-        policy=policy,
-        fault=fault,
-    )
+async def start_market(nursery: trio.Nursery, market: MarketService) -> None:
+    """Run the render market (built by ``Services.market``) on the running network, as a
+    volunteer too if ``[volunteer]`` says so."""
+    volunteer = market.volunteer
+    if volunteer is not None and volunteer.fault is not None:
+        log.warning("TEST FAULT %r is on: this volunteer delivers wrong results", volunteer.fault)
     await nursery.start(market.run)
-    node.market = market
-    if policy is not None:
-        log.info("volunteering: %s", policy.to_mapping())
+    if volunteer is not None:
+        log.info("volunteering: %s", volunteer.policy.to_mapping())

@@ -20,13 +20,17 @@ from daemon.core.gateway_fetch import make_fetch_missing
 from daemon.core.node import Node
 from daemon.core.pins.service import PinService
 from daemon.core.status.metrics import metrics_for
-from daemon.http.activitypub import add_activitypub_routes
-from daemon.http.market import add_market_routes
+from daemon.http import context
+from daemon.http import market as market_routes
+from daemon.http import render as render_routes
+from daemon.http.activitypub import fediverse, fediverse_api
 from daemon.http.metrics import add_metrics_routes
+from daemon.http.money import money
+from daemon.http.ownership import ownership
 from daemon.http.p2p import add_p2p_routes
 from daemon.http.pinning import add_pinning_routes
 from daemon.http.pins import add_pin_routes
-from daemon.http.render import RenderRequestError, add_render_routes
+from daemon.http.render import RenderRequestError
 from dag import cid_to_str, parse_cid
 from p2p.errors import P2PError
 from provenance import ProvenanceError, is_media_type
@@ -83,15 +87,9 @@ _STATUS_FOR_ERROR: dict[type[Exception], int] = {
 
 def _add_provenance_page(app: QuartTrio, node: Node) -> None:
     """The public provenance page fediverse posts link to (``webui.provenance_page``)."""
-    from daemon.core.render.service import RenderService
-
-    renders = RenderService.for_node(node)
-
-    @app.after_serving
-    async def close_renders() -> None:
-        renders.close()
 
     async def graph_for(cid: str) -> Any:
+        renders = await context.services().renders()
         return await renders.provenance_graph(cid, max_nodes=500)
 
     async def asset_for(cid: str) -> AssetSummary | None:
@@ -200,8 +198,8 @@ def create_app(
         return jsonify({"cid": cid_to_str(parse_cid(cid)), "record": dag.to_jsonable(record)})
 
     add_p2p_routes(app, node)
-    add_market_routes(app, node, trust_after=node.config.market.trust_after)
-    add_render_routes(app, node)
+    app.register_blueprint(market_routes.bp)
+    app.register_blueprint(render_routes.bp)
     fetch_missing = make_fetch_missing(node)
     metrics = metrics_for(node, activitypub=activitypub, fetch_missing=fetch_missing)
     if pins is None:
@@ -227,8 +225,11 @@ def create_app(
     _add_provenance_page(app, node)
     if node.config.pinning.service_api:
         add_pinning_routes(app, node)  # the IPFS Pinning Service API at /pins
+    app.register_blueprint(ownership)
+    app.register_blueprint(money)
+    app.register_blueprint(fediverse_api)
     if activitypub is not None:
-        add_activitypub_routes(app, activitypub)
+        app.register_blueprint(fediverse)
     if web is not None:
         config = node.config
         add_pages(

@@ -23,7 +23,21 @@ from typing import Literal
 from daemon.config import Config
 from daemon.nodeapi.assets import AssetsApi, LocalAssets, RemoteAssets
 from daemon.nodeapi.client import DaemonError, DaemonNotRunning, read_daemon_file
+from daemon.nodeapi.fediverse import FediverseApi, LocalFediverse, RemoteFediverse
+from daemon.nodeapi.market import LocalMarket, MarketApi, RemoteMarket
+from daemon.nodeapi.money import LocalMoney, MoneyApi, RemoteMoney
+from daemon.nodeapi.ownership import (
+    AnchorsApi,
+    ClaimsApi,
+    LocalAnchors,
+    LocalClaims,
+    RemoteAnchors,
+    RemoteClaims,
+)
+from daemon.nodeapi.pinning import LocalPinning, PinningApi, RemotePinning
+from daemon.nodeapi.pins import LocalPins, PinsApi, RemotePins
 from daemon.nodeapi.remote import RemoteCaller, open_remote
+from daemon.nodeapi.render import LocalRender, RemoteRender, RenderApi
 from daemon.services import Services, open_services
 
 __all__ = ["DaemonError", "DaemonNotRunning", "Mode", "NodeApi", "connect", "local_api"]
@@ -35,15 +49,45 @@ Mode = Literal["local", "remote"]
 class NodeApi:
     mode: Mode
     assets: AssetsApi
+    claims: ClaimsApi
+    anchors: AnchorsApi
+    money: MoneyApi
+    fediverse: FediverseApi
+    render: RenderApi
+    market: MarketApi
+    pins: PinsApi
+    pinning: PinningApi
 
 
 def local_api(services: Services) -> NodeApi:
     """The node API over services already open (the daemon's routes use this one)."""
-    return NodeApi(mode="local", assets=LocalAssets(services))
+    return NodeApi(
+        mode="local",
+        assets=LocalAssets(services),
+        claims=LocalClaims(services),
+        anchors=LocalAnchors(services),
+        money=LocalMoney(services),
+        fediverse=LocalFediverse(services),
+        render=LocalRender(services),
+        market=LocalMarket(services),
+        pins=LocalPins(services),
+        pinning=LocalPinning(services),
+    )
 
 
 def remote_api(caller: RemoteCaller) -> NodeApi:
-    return NodeApi(mode="remote", assets=RemoteAssets(caller))
+    return NodeApi(
+        mode="remote",
+        assets=RemoteAssets(caller),
+        claims=RemoteClaims(caller),
+        anchors=RemoteAnchors(caller),
+        money=RemoteMoney(caller),
+        fediverse=RemoteFediverse(caller),
+        render=RemoteRender(caller),
+        market=RemoteMarket(caller),
+        pins=RemotePins(caller),
+        pinning=RemotePinning(caller),
+    )
 
 
 def choose_mode(config: Config, environ: dict[str, str] | None = None) -> Mode:

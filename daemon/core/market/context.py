@@ -21,17 +21,28 @@ from daemon.core.market.store import MarketStore
 from renderer import RenderError
 
 if TYPE_CHECKING:
-    from daemon.config import Config
+    from daemon.config import MarketConfig
     from daemon.core.render.service import RenderService
     from p2p.network import Network
 
-__all__ = ["FETCH_BLOCK_TIMEOUT_S", "MarketContext", "MarketError", "MarketRole", "MarketSettings"]
+__all__ = [
+    "FETCH_BLOCK_TIMEOUT_S",
+    "MarketContext",
+    "MarketError",
+    "MarketNotRunning",
+    "MarketRole",
+    "MarketSettings",
+]
 
 FETCH_BLOCK_TIMEOUT_S = 30.0
 
 
 class MarketError(RenderError):
     """A job could not be completed on the network (no volunteer, deadline, no quorum)."""
+
+
+class MarketNotRunning(LookupError):
+    """This node runs no render market (P2P is off), so it has no market ledger either."""
 
 
 @dataclass(frozen=True)
@@ -47,16 +58,17 @@ class MarketSettings:
     grace_s: float = 1.0
 
     @classmethod
-    def from_config(cls, config: Config) -> MarketSettings:
+    def from_config(cls, market: MarketConfig) -> MarketSettings:
+        """The settings of the ``[market]`` section."""
         return cls(
-            replicas=config.market.replicas,
-            lease_s=config.market.lease_seconds,
-            heartbeat_s=config.market.heartbeat_seconds,
-            deadline_s=config.market.deadline_seconds,
-            offer_wait_s=config.market.offer_wait_seconds,
-            adaptive=config.market.adaptive,
-            trust_after=config.market.trust_after,
-            spot_check=config.market.spot_check,
+            replicas=market.replicas,
+            lease_s=market.lease_seconds,
+            heartbeat_s=market.heartbeat_seconds,
+            deadline_s=market.deadline_seconds,
+            offer_wait_s=market.offer_wait_seconds,
+            adaptive=market.adaptive,
+            trust_after=market.trust_after,
+            spot_check=market.spot_check,
         )
 
 

@@ -250,7 +250,7 @@ class Requester(MarketRole):
         )
         job.done.set()
 
-    async def _on_offer(self, record: dict[str, Any], now: float) -> None:
+    async def on_offer(self, record: dict[str, Any], now: float) -> None:
         job = self.jobs.get(record["job"])
         if job is None or record["requester"] != self.did:
             return
@@ -260,7 +260,7 @@ class Requester(MarketRole):
             await self._grant(job, now)  # at once: waiting for the next tick costs ~50 ms a step
         self._poke()
 
-    async def _on_decline(self, record: dict[str, Any], now: float) -> None:
+    async def on_decline(self, record: dict[str, Any], now: float) -> None:
         job = self.jobs.get(record["job"])
         if job is None or record["requester"] != self.did:
             return
@@ -268,7 +268,7 @@ class Requester(MarketRole):
         await self._update_job(job, detail=f"declined by {record['signer'][-8:]}: "[:100]
                                + record["reason"][:190])  # fmt: skip
 
-    async def _on_heartbeat(self, record: dict[str, Any], now: float) -> None:
+    async def on_heartbeat(self, record: dict[str, Any], now: float) -> None:
         job = self.jobs.get(record["job"])
         if job is None or record["requester"] != self.did:
             return
@@ -276,7 +276,7 @@ class Requester(MarketRole):
         if grant is not None:
             await self._send_lease(grant)
 
-    async def _on_release(self, record: dict[str, Any], now: float) -> None:
+    async def on_release(self, record: dict[str, Any], now: float) -> None:
         job = self.jobs.get(record["job"])
         if job is None or record["requester"] != self.did:
             return
@@ -285,7 +285,7 @@ class Requester(MarketRole):
                      record["reason"])  # fmt: skip
             self._poke()
 
-    async def _on_result(self, record: dict[str, Any], now: float) -> None:
+    async def on_result(self, record: dict[str, Any], now: float) -> None:
         job = self.jobs.get(record["job"])
         if job is None or record["requester"] != self.did:
             return

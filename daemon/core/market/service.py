@@ -127,18 +127,18 @@ class MarketService:
     async def _receive(self, messages: trio.MemoryReceiveChannel[Delivered]) -> None:
         requester, volunteer = self.requester, self.volunteer
         handlers: dict[str, list[Any]] = {
-            "offer": [requester._on_offer],
-            "decline": [requester._on_decline],
-            "heartbeat": [requester._on_heartbeat],
-            "result": [requester._on_result],
-            "release": [requester._on_release],
+            "offer": [requester.on_offer],
+            "decline": [requester.on_decline],
+            "heartbeat": [requester.on_heartbeat],
+            "result": [requester.on_result],
+            "release": [requester.on_release],
             "job-close": [requester.on_verdict_announced],
             "job": [],
             "lease": [],
         }
         if volunteer is not None:
-            handlers["job"].append(volunteer._on_job)
-            handlers["lease"].append(volunteer._on_lease)
+            handlers["job"].append(volunteer.on_job)
+            handlers["lease"].append(volunteer.on_lease)
             handlers["job-close"].append(volunteer.on_close)
         async for delivered in messages:
             record = delivered.record

@@ -76,6 +76,10 @@ class JobRow:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> JobRow:
+        return cls(**body)
+
 
 @dataclass
 class ResultRow:
@@ -92,6 +96,10 @@ class ResultRow:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> ResultRow:
+        return cls(**body)
 
 
 @dataclass
@@ -127,6 +135,11 @@ class VolunteerRow:
             out["trusted"] = self.trusted(trust_after)
         return out
 
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> VolunteerRow:
+        """The counts of :meth:`to_json` (what it derives from them is derived again)."""
+        return cls(**{f.name: body[f.name] for f in fields(cls)})
+
 
 @dataclass
 class VerdictRow:
@@ -143,6 +156,10 @@ class VerdictRow:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> VerdictRow:
+        return cls(**body)
 
 
 _JOB_FIELDS = {f.name for f in fields(JobRow)}

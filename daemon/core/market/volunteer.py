@@ -65,7 +65,7 @@ class Volunteer(MarketRole):
                     record["job"], status="lost", detail=f"job {record['status']} without us"
                 )
 
-    async def _on_job(self, record: dict[str, Any], now: float) -> None:
+    async def on_job(self, record: dict[str, Any], now: float) -> None:
         requester = record["signer"]
         self.book.forget_old(now)
         known = self.book.jobs.get(record["job"])
@@ -134,7 +134,7 @@ class Volunteer(MarketRole):
     async def _update_volunteer_job(self, job_id: str, **fields: Any) -> None:
         await trio.to_thread.run_sync(lambda: self.store.update_job(job_id, "volunteer", **fields))
 
-    async def _on_lease(self, record: dict[str, Any], now: float) -> None:
+    async def on_lease(self, record: dict[str, Any], now: float) -> None:
         job_id, slot = record["job"], record["slot"]
         expires = parse_timestamp(record["expires"]).timestamp()
         answer = self.book.on_lease(

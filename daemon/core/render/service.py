@@ -3,6 +3,12 @@
 It composes the renderer (pure planning, the sandboxed executor) with the node's store, identity
 and index: records it signs (recipes, receipts, provenance) go into the store, pinned, and into
 the index's ``records`` table; the step cache lives in the same SQLite file, in its own tables.
+
+One service per node, opened by :meth:`daemon.services.Services.renders` with what it needs
+passed explicitly; its step cache is thread-safe, so concurrent renders (the CLI's, the web
+page's, the market's) share it. With a ``publisher`` (the node), a finished render's media
+output becomes one of the node's assets and its provenance is announced; without one (tests,
+benchmarks) outputs stay in the store only.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -43,11 +49,21 @@ from renderer import (
     recipe_from_record,
 )
 
-__all__ = ["PreparedRender", "RenderOutcome", "RenderService"]
+__all__ = ["OutputPublisher", "PreparedRender", "RenderOutcome", "RenderService"]
 
 log = logging.getLogger("artdag.render")
 
 DELIVERY_SUFFIX, DELIVERY_MIME = "mp4", "video/mp4"  # the planner's delivery format
+
+
+class OutputPublisher(Protocol):
+    """Where a finished render goes: the node's assets and its creator repo (a ``Node``)."""
+
+    async def adopt(
+        self, root: CID, *, name: str, mime: str | None = None, tags: list[str] | None = None
+    ) -> Any: ...
+
+    async def announce(self, record_cid: CID, *roots: CID) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,7 @@ class RenderService:
         import_params: ImportParams | None = None,
         workroot: Path | None = None,
         parallel: int = 2,
+        publisher: OutputPublisher | None = None,
     ) -> None:
         self.store, self.identity = store, identity
         self.limits = limits or Limits()
@@ -96,24 +113,8 @@ class RenderService:
         self.import_params = import_params or ImportParams()
         self.workroot = workroot
         self.parallel = parallel
+        self.publisher = publisher
         self._effects_stored = False
-        self.node: Any = None  # set by for_node: outputs become assets, records are announced
-
-    @classmethod
-    def for_node(cls, node: Any, limits: Limits | None = None, **kw: Any) -> RenderService:
-        """The service of a :class:`daemon.core.node.Node` (its store, identity and index)."""
-        service = cls(
-            node.store,
-            node.identity,
-            node.config.index_path,
-            limits,
-            index=node.index,
-            import_params=node.import_params(),
-            workroot=node.config.home,
-            **kw,
-        )
-        service.node = node
-        return service
 
     def close(self) -> None:
         self.cache.close()
@@ -266,19 +267,21 @@ class RenderService:
             cid_to_str(prepared.recipe_cid),
             signed["created"],
         )
-        if self.node is not None:
-            await self._publish(recipe, result.output.cid, prov_cid)
+        if self.publisher is not None:
+            await self._publish(self.publisher, recipe, result.output.cid, prov_cid)
         return RenderOutcome(
             result.output.cid, prov_cid, prepared.recipe_cid, result.output.content_key, result
         )
 
-    async def _publish(self, recipe: Recipe, output: CID, provenance: CID) -> None:
+    async def _publish(
+        self, publisher: OutputPublisher, recipe: Recipe, output: CID, provenance: CID
+    ) -> None:
         """Make a media output one of the node's assets and append its provenance to the
         creator repo (gossiped when the daemon runs), so renders travel like any other work."""
         if output.codec.name in ("dag-pb", "raw"):
             name = f"{recipe.name}.{DELIVERY_SUFFIX}"
-            await self.node.adopt(output, name=name, mime=DELIVERY_MIME, tags=["render"])
-        await self.node.announce(provenance)
+            await publisher.adopt(output, name=name, mime=DELIVERY_MIME, tags=["render"])
+        await publisher.announce(provenance)
 
     # -- lineage ---------------------------------------------------------------------------
     async def provenance_of(self, output: CID) -> CID | None:

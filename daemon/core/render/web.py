@@ -1,7 +1,7 @@
 """The recipe page's render function (``WebServices.render``): validate, store, then render in
 the background in the daemon's nursery, reporting progress events to a callback.
 
-``web_render(node, nursery)`` returns ``render(doc, inputs, on_event)``. Awaiting it parses the
+``web_render(service, nursery)`` returns ``render(doc, inputs, on_event)``. Awaiting it parses the
 recipe document with the renderer's own parser (the YAML recipe format, given as a map), checks
 that every input is in the store, signs and stores the recipe and plans the render; any problem
 raises :class:`renderer.RecipeError` (a ValueError) with the renderer's one-line message and
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 import yaml
@@ -33,9 +33,6 @@ from daemon.core.render.service import PreparedRender, RenderService
 from dag import cid_to_str
 from provenance import RecordError
 from renderer import RecipeError, RenderError, load_recipe_yaml
-
-if TYPE_CHECKING:
-    from daemon.core.node import Node
 
 __all__ = ["WebRender", "web_render"]
 
@@ -60,11 +57,12 @@ def _parse_document(doc: Mapping[str, Any]) -> Any:
     return load_recipe_yaml(text)
 
 
-def web_render(node: Node, nursery: trio.Nursery) -> WebRender:
-    """The render function of the web UI for ``node``; renders run in ``nursery``."""
+def web_render(service: RenderService, nursery: trio.Nursery) -> WebRender:
+    """The render function of the web UI over the node's render service; renders run in
+    ``nursery``."""
     slots = trio.CapacityLimiter(PARALLEL_RENDERS)
 
-    async def run(service: RenderService, prepared: PreparedRender, on_event: OnEvent) -> None:
+    async def run(prepared: PreparedRender, on_event: OnEvent) -> None:
         def emit(event: Row) -> None:
             try:
                 on_event(event)
@@ -89,8 +87,6 @@ def web_render(node: Node, nursery: trio.Nursery) -> WebRender:
             log.exception("web render of %s failed", prepared.recipe.name)
             emit({"event": "error", "message": f"render failed: {exc}"})
             return
-        finally:
-            await trio.to_thread.run_sync(service.close)
         emit(
             {
                 "event": "done",
@@ -106,17 +102,12 @@ def web_render(node: Node, nursery: trio.Nursery) -> WebRender:
 
     async def render(doc: Row, inputs: dict[str, str], on_event: OnEvent) -> Row:
         recipe = _parse_document(doc)
-        service = await trio.to_thread.run_sync(RenderService.for_node, node)
+        recipe_cid = await service.add_recipe(recipe)
         try:
-            recipe_cid = await service.add_recipe(recipe)
-            try:
-                prepared = await service.prepare(cid_to_str(recipe_cid), inputs)
-            except dag.CidError as exc:
-                raise RecipeError(f"input: {exc}") from None
-        except BaseException:
-            await trio.to_thread.run_sync(service.close)
-            raise
-        nursery.start_soon(run, service, prepared, on_event)
+            prepared = await service.prepare(cid_to_str(recipe_cid), inputs)
+        except dag.CidError as exc:
+            raise RecipeError(f"input: {exc}") from None
+        nursery.start_soon(run, prepared, on_event)
         return {"recipe": cid_to_str(recipe_cid), "steps": len(prepared.plan.steps)}
 
     return render
