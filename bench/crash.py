@@ -8,8 +8,8 @@ three local inbox servers, then killed ``--kills`` times at random moments of a 
 1 s 160x90 clip, publishes, pin add/rm and garbage collections; after each restart it is
 checked: ``artdag verify`` clean, every pin's DAG complete, no asset listed without its blocks,
 our repo chain intact, nothing acknowledged lost, no record twice, no inbox given two activity
-ids for one work (see ``tests/crash_campaign.py`` for the theory of operation,
-``tests/crash_checks.py`` for what each check means). ``--seed`` fixes the kill schedule and
+ids for one work (see ``tests/harness/crash_campaign.py`` for the theory of operation,
+``tests/harness/crash_checks.py`` for what each check means). ``--seed`` fixes the kill schedule and
 the inputs; timings differ from run to run, so the operations caught by each kill do too.
 
 Progress goes to stderr, one line per kill. Then a table per operation kind (started,
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.crash_campaign import CampaignSettings, run_campaign  # noqa: E402
+from tests.harness.crash_campaign import CampaignSettings, run_campaign  # noqa: E402
 
 
 def main() -> int:

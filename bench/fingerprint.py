@@ -45,7 +45,7 @@ from provenance.fingerprints import (  # noqa: E402
 )
 from renderer import Limits  # noqa: E402
 from renderer.fingerprinting import fingerprint_file  # noqa: E402
-from tests.media import run_ffmpeg_cli  # noqa: E402
+from tests.harness.media import run_ffmpeg_cli  # noqa: E402
 
 SIZE = "320x180"
 SECONDS = 5

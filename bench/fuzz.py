@@ -1,4 +1,5 @@
-"""Fuzz every parser fed by the network or by users (the targets of ``tests/fuzz_targets.py``).
+"""Fuzz every parser fed by the network or by users (the targets of
+``tests/harness/fuzz_targets.py``).
 
 Each target runs in its own child process, so a crash, a hang or a memory blow-up in one
 neither stops nor skews the others. The child uses **atheris** (libFuzzer's coverage-guided
@@ -8,7 +9,7 @@ with other corpus entries; inputs that parse join the corpus). Both engines star
 seeds the real encoders made, so they get past the first byte.
 
 An input is a **crash** when the target raises anything but its accepted error types (see
-``tests/fuzz_targets.py``), a **hang** when it runs longer than ``--timeout`` seconds. The
+``tests/harness/fuzz_targets.py``), a **hang** when it runs longer than ``--timeout`` seconds. The
 child does not stop at a crash: it saves the first input of each distinct crash (exception
 type + innermost project frame) under the crash directory and carries on. A hang kills a
 libFuzzer child (its ``-timeout``); the parent records it, takes the input out of the corpus
@@ -57,7 +58,7 @@ STATS_EVERY_S = 0.5
 
 def _import_targets() -> Any:
     sys.path.insert(0, str(ROOT))
-    import tests.fuzz_targets as ft
+    import tests.harness.fuzz_targets as ft
 
     return ft
 

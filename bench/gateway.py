@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.daemons import DaemonProcess  # noqa: E402
+from tests.harness.daemons import DaemonProcess  # noqa: E402
 
 MIB = 1 << 20
 NGINX = "/usr/sbin/nginx"

@@ -2,11 +2,11 @@
 
     .venv/bin/python bench/market.py [--steps 5] [--seconds 8] [--keep]
 
-Real ``artdag daemon`` processes on 127.0.0.1 (tests/daemons.py): a requester and volunteers
+Real ``artdag daemon`` processes on 127.0.0.1 (tests/harness/daemons.py): a requester and volunteers
 (``ARTDAG_VOLUNTEER=true``) bootstrapped to it; every daemon runs with ``ARTDAG_IDLE_LOAD=0``
 (a busy machine still volunteers), ``ARTDAG_LEASE_SECONDS=10``, ``ARTDAG_HEARTBEAT_SECONDS=2``.
 Renders go through ``POST /api/v1/render`` (what ``artdag render --remote`` calls, minus the
-CLI's start-up); inputs are 320x180, 25 fps H.264 + AAC test clips (tests/media.py).
+CLI's start-up); inputs are 320x180, 25 fps H.264 + AAC test clips (tests/harness/media.py).
 
 1. Per-step overhead: the requester and ONE volunteer. A one-step recipe (``segment`` of
    ``--seconds``/8 s) is rendered remotely ``--steps`` times, each with another ``start`` so
@@ -60,8 +60,8 @@ import dag  # noqa: E402
 from daemon.core.render.service import RenderService  # noqa: E402
 from provenance import Identity  # noqa: E402
 from renderer import Limits  # noqa: E402
-from tests.daemons import DaemonProcess, wait_until  # noqa: E402
-from tests.media import make_video  # noqa: E402
+from tests.harness.daemons import DaemonProcess, wait_until  # noqa: E402
+from tests.harness.media import make_video  # noqa: E402
 
 ENV: dict[str, Any] = {
     "ARTDAG_IDLE_LOAD": "0",

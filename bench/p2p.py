@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench._transfer import measure_raw_stream  # noqa: E402
-from tests.daemons import DaemonProcess, wait_until  # noqa: E402
+from tests.harness.daemons import DaemonProcess, wait_until  # noqa: E402
 
 MIB = 1 << 20
 

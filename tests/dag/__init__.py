@@ -1,0 +1,1 @@
+"""Tests of dag/: CIDs, codecs, UnixFS, CAR, the flat-file blockstore, GC."""

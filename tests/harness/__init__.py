@@ -1,0 +1,2 @@
+"""What the tests and benchmarks share: daemon processes, generated media, real peers,
+wire helpers."""

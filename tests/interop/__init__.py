@@ -1,0 +1,1 @@
+"""artdag against real, independent peers started by the tests: Kubo, js-ipfs, Fedify."""

@@ -1,0 +1,2 @@
+"""Tests of provenance/: identities, signed records, schemas, claims, splits, anchoring,
+settlement, the graph."""

@@ -1,0 +1,2 @@
+"""Tests of renderer/: recipes, effects, the ffmpeg sandbox, fingerprints, the render
+market's pure core."""

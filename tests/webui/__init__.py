@@ -1,0 +1,1 @@
+"""Tests of webui/: the pages, login, the path gateway and its limits."""
