@@ -1,11 +1,12 @@
 """The provenance graph of a work: every upstream input, effect, recipe, step receipt, person
-and claim reachable from an output, as one graph, and four ways to show it.
+and claim reachable from an output, as one graph, and three ways to write it out.
 
 :func:`build_graph` walks records through async callbacks given by the caller (load a verified
 record by CID; find the provenance record of a content CID; find the claims on a CID; name an
 asset), so it runs the same over a local node, a remote one or a test fixture; it imports no
 I/O library. Everything else is pure: :func:`to_tree` (text lines), :func:`to_json` (a stable,
-documented dict), :func:`to_dot` (Graphviz DOT text) and :func:`to_svg` (a standalone SVG).
+documented dict) and :func:`to_dot` (Graphviz DOT text). The picture (a standalone SVG, laid out
+by hand) is presentation and lives with the web UI, in :mod:`webui.provenance_svg`.
 
 The model. Node ids are full CID strings (a person's id is its ``did:key``); kinds are
 ``output`` (content made by a render: it has a provenance record), ``asset`` (source content
@@ -19,14 +20,9 @@ input content; ``name`` is the recipe input it was bound to), ``made-by-effect``
 (claim -> provenance record, input, effect or recipe it names).
 
 Content-addressed records cannot form a cycle by hashing alone, but a signed record may still
-*say* that a work is its own input, so the walk expands each node once and the SVG layout lays
-edges that close a cycle as back edges. The walk stops at ``max_nodes`` and says so in every
-rendering.
-
-The SVG is laid out by hand (layered: one column per distance from the output, longest path,
-barycentre ordering within a column) instead of with Graphviz: ``dot`` is a native binary that a
-fresh machine does not have and pip cannot install, and a provenance graph is a DAG whose
-layering is a few dozen lines. ``to_dot`` is there for people who do have Graphviz.
+*say* that a work is its own input, so the walk expands each node once (and the SVG lays edges
+that close a cycle as back edges). The walk stops at ``max_nodes`` and says so in every
+rendering. ``to_dot`` is there for people who have Graphviz.
 """
 
 from __future__ import annotations
@@ -34,7 +30,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from xml.sax.saxutils import escape as xml_escape
 
 from multiformats import CID
 
@@ -45,15 +40,16 @@ from .errors import ProvenanceError, RecordError
 
 __all__ = [
     "NODE_KINDS",
+    "PEOPLE_RELATIONS",
     "GraphEdge",
     "GraphNode",
     "ProvenanceGraph",
     "build_graph",
     "short_cid",
     "short_did",
+    "shown_label",
     "to_dot",
     "to_json",
-    "to_svg",
     "to_tree",
 ]
 
@@ -73,7 +69,8 @@ NODE_KINDS: dict[str, str] = {
     "person": "#90caf9",
     "claim": "#ef9a9a",
 }
-_PEOPLE_RELATIONS = frozenset({"rendered-by", "infrastructure", "signed-by", "authored-by"})
+# relations to a person, drawn dashed (many edges converge on the same few people)
+PEOPLE_RELATIONS = frozenset({"rendered-by", "infrastructure", "signed-by", "authored-by"})
 JSON_FORMAT = "artdag-provenance-graph"
 
 
@@ -88,6 +85,12 @@ def short_did(did: str) -> str:
     if did.startswith(prefix) and len(did) > len(prefix) + 8:
         return f"{prefix}…{did[-6:]}"
     return did if len(did) <= 24 else f"{did[:16]}…{did[-6:]}"
+
+
+def shown_label(node: GraphNode) -> str:
+    """The label drawn in a box, whose first line already names the kind."""
+    prefix = node.kind + " "
+    return node.label[len(prefix) :] if node.label.startswith(prefix) else node.label
 
 
 @dataclass
@@ -464,200 +467,16 @@ def to_dot(graph: ProvenanceGraph) -> str:
     if graph.truncated:
         lines.append(f"  label={_dot_quote(f'truncated at {graph.max_nodes} nodes')};")
     for node in graph.nodes.values():
-        label = _dot_quote(f"{node.kind}\n{_shown_label(node)}")
+        label = _dot_quote(f"{node.kind}\n{shown_label(node)}")
         lines.append(
             f"  {_dot_quote(node.id)} [label={label}, fillcolor={_dot_quote(NODE_KINDS[node.kind])}"
             f", tooltip={_dot_quote(node.id)}];"
         )
     for e in graph.edges:
         label = f"{e.relation} {e.name}" if e.name else e.relation
-        style = ", style=dashed" if e.relation in _PEOPLE_RELATIONS else ""
+        style = ", style=dashed" if e.relation in PEOPLE_RELATIONS else ""
         lines.append(
             f"  {_dot_quote(e.src)} -> {_dot_quote(e.dst)} [label={_dot_quote(label)}{style}];"
         )
     lines.append("}")
     return "\n".join(lines) + "\n"
-
-
-# -- SVG ---------------------------------------------------------------------------------------
-
-_FONT = 12  # px, monospace: a character is 0.6 em wide, so text width is known without fonts
-_CHAR = _FONT * 0.6
-_PERSON_STROKE = ' stroke="#9a9a9a" stroke-dasharray="5,3"'  # lighter: many converge on people
-_BOX_H, _PAD, _ROW_GAP, _COL_GAP, _MARGIN, _TOP = 38, 10, 14, 90, 20, 56
-
-
-def _layers(graph: ProvenanceGraph) -> tuple[dict[str, int], set[GraphEdge]]:
-    """Column of every node (longest path from the root) and the edges that close cycles."""
-    order = list(graph.nodes)
-    out: dict[str, list[GraphEdge]] = {n: [] for n in order}
-    for e in graph.edges:
-        out[e.src].append(e)
-    back: set[GraphEdge] = set()
-    state: dict[str, int] = {}  # 1 on the stack, 2 done
-    topo: list[str] = []
-    for start in order:  # iterative DFS: deep graphs must not hit the recursion limit
-        if start in state:
-            continue
-        state[start] = 1
-        stack: list[tuple[str, int]] = [(start, 0)]
-        while stack:
-            node, i = stack[-1]
-            if i < len(out[node]):
-                stack[-1] = (node, i + 1)
-                edge = out[node][i]
-                if state.get(edge.dst) == 1:
-                    back.add(edge)
-                elif edge.dst not in state:
-                    state[edge.dst] = 1
-                    stack.append((edge.dst, 0))
-            else:
-                state[node] = 2
-                topo.append(node)
-                stack.pop()
-    depth = {n: 0 for n in order}
-    for node in reversed(topo):  # topological order: sources first
-        for edge in out[node]:
-            if edge not in back:
-                depth[edge.dst] = max(depth[edge.dst], depth[node] + 1)
-    things = [depth[n] for n in order if graph.nodes[n].kind != "person"]
-    people = max(things, default=-1) + 1  # everyone in one column, the last: who made it
-    for n in order:
-        if graph.nodes[n].kind == "person":
-            depth[n] = people
-    return depth, back
-
-
-def _shown_label(node: GraphNode) -> str:
-    """The label drawn in a box, whose first line already names the kind."""
-    prefix = node.kind + " "
-    return node.label[len(prefix) :] if node.label.startswith(prefix) else node.label
-
-
-def _box_width(node: GraphNode) -> float:
-    return max(len(_shown_label(node)), len(node.kind)) * _CHAR + 2 * _PAD
-
-
-def to_svg(graph: ProvenanceGraph) -> str:
-    """A standalone SVG: one column per step upstream from the output (left), boxes coloured by
-    kind with a legend, arrows from each thing to what it was made from or by (dashed to people),
-    and a ``<title>`` tooltip on every box and arrow carrying full CIDs and dids."""
-    depth, back = _layers(graph)
-    columns: dict[int, list[str]] = {}
-    for node_id in graph.nodes:
-        columns.setdefault(depth[node_id], []).append(node_id)
-    kind_rank = {k: i for i, k in enumerate(NODE_KINDS)}
-    preds: dict[str, list[str]] = {n: [] for n in graph.nodes}
-    for e in graph.edges:
-        preds[e.dst].append(e.src)
-    position: dict[str, float] = {}
-    for col in sorted(columns):  # barycentre of the parents' rows, then kind, then label
-        ids = columns[col]
-
-        def key(n: str) -> tuple[int, float, str]:
-            placed = [position[p] for p in preds[n] if p in position]
-            centre = sum(placed) / len(placed) if placed else 0.0
-            return (kind_rank[graph.nodes[n].kind], centre, graph.nodes[n].label)
-
-        ids.sort(key=key)
-        for i, n in enumerate(ids):
-            position[n] = float(i)
-    widths = {c: max(_box_width(graph.nodes[n]) for n in ids) for c, ids in columns.items()}
-    tallest = max(len(ids) for ids in columns.values())
-    body_h = tallest * (_BOX_H + _ROW_GAP) - _ROW_GAP
-    boxes: dict[str, tuple[float, float, float]] = {}  # id -> x, y, width
-    x = float(_MARGIN)
-    for col in sorted(columns):
-        ids = columns[col]
-        col_h = len(ids) * (_BOX_H + _ROW_GAP) - _ROW_GAP
-        y = _TOP + (body_h - col_h) / 2
-        for n in ids:
-            w = _box_width(graph.nodes[n])
-            boxes[n] = (x + (widths[col] - w) / 2, y, w)
-            y += _BOX_H + _ROW_GAP
-        x += widths[col] + _COL_GAP
-    width = max(x - _COL_GAP + _MARGIN, 760.0)
-    legend_y = _TOP + body_h + (60 if back else 30)  # room for the loops of back edges
-    height = legend_y + 40 + (18 if graph.notes else 0) * min(len(graph.notes), 5)
-
-    def esc(text: str) -> str:
-        return xml_escape(text, {'"': "&quot;"})
-
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{width:.0f}" '
-        f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
-        f'font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" font-size="{_FONT}">',
-        f"<title>Provenance of {esc(graph.root)}</title>",
-        "<defs>",
-        '<marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-        'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
-        'fill="#555"/></marker>',
-        "</defs>",
-        f'<rect x="0" y="0" width="{width:.0f}" height="{height:.0f}" fill="#ffffff"/>',
-        f'<text x="{_MARGIN}" y="26" font-size="15" font-weight="bold">Provenance of '
-        f"{esc(graph.nodes[graph.root].label)}<title>{esc(graph.root)}</title></text>",
-        f'<text x="{_MARGIN}" y="44" font-size="11" fill="#555">{len(graph.nodes)} nodes, '
-        f"{len(graph.edges)} edges; arrows point from a work to what it was made from or by"
-        f"{'; TRUNCATED at ' + str(graph.max_nodes) + ' nodes' if graph.truncated else ''}"
-        f"{'; red dotted: records that contradict each other (a cycle)' if back else ''}</text>",
-        '<g class="edges" fill="none" stroke="#555" stroke-width="1.2">',
-    ]
-    for e in graph.edges:
-        sx, sy, sw = boxes[e.src]
-        dx, dy, dw = boxes[e.dst]
-        dash = _PERSON_STROKE if e.relation in _PEOPLE_RELATIONS else ""
-        if depth[e.dst] > depth[e.src] and e not in back:
-            x1, y1, x2, y2 = sx + sw, sy + _BOX_H / 2, dx, dy + _BOX_H / 2
-            bend = max((x2 - x1) / 2, 30.0)
-            c1, c2 = f"{x1 + bend:.1f},{y1:.1f}", f"{x2 - bend:.1f},{y2:.1f}"
-            path = f"M{x1:.1f},{y1:.1f} C{c1} {c2} {x2:.1f},{y2:.1f}"
-        else:  # an edge closing a cycle: a loop under the boxes, bottom to bottom
-            x1, y1, x2, y2 = sx + sw / 2, sy + _BOX_H, dx + dw / 2, dy + _BOX_H
-            low = _TOP + body_h + 24
-            path = f"M{x1:.1f},{y1:.1f} C{x1:.1f},{low:.1f} {x2:.1f},{low:.1f} {x2:.1f},{y2:.1f}"
-            dash = ' stroke-dasharray="2,3" stroke="#c0392b"'
-        relation = f"{e.relation} {e.name}" if e.name else e.relation
-        tip = f"{graph.nodes[e.src].label} {relation} {graph.nodes[e.dst].label}"
-        out.append(
-            f'<path d="{path}" marker-end="url(#arrow)"{dash}><title>{esc(tip)}</title></path>'
-        )
-        if e.name:  # the recipe input an input was bound to, next to its arrowhead
-            out.append(
-                f'<text x="{x2 - 6:.1f}" y="{y2 - 5:.1f}" text-anchor="end" font-size="10" '
-                f'fill="#333" stroke="none">{esc(e.name)}</text>'
-            )
-    out.append("</g>")
-    out.append('<g class="nodes">')
-    for node in graph.nodes.values():
-        bx, by, bw = boxes[node.id]
-        tip = f"{node.kind} {node.id}"
-        for k, v in node.attrs.items():
-            if v not in (None, "", {}, []):
-                tip += f"\n{k}: {v}"
-        out.append(
-            f'<g class="node" data-kind="{node.kind}"><title>{esc(tip)}</title>'
-            f'<rect x="{bx:.1f}" y="{by:.1f}" width="{bw:.1f}" height="{_BOX_H}" rx="6" '
-            f'fill="{NODE_KINDS[node.kind]}" stroke="#333" stroke-width="1"/>'
-            f'<text x="{bx + _PAD:.1f}" y="{by + 14:.1f}" font-size="10" fill="#444">'
-            f"{esc(node.kind)}</text>"
-            f'<text x="{bx + _PAD:.1f}" y="{by + 30:.1f}" fill="#000">{esc(_shown_label(node))}'
-            "</text></g>"
-        )
-    out.append("</g>")
-    out.append(f'<g class="legend" font-size="11" transform="translate({_MARGIN},{legend_y:.0f})">')
-    lx = 0.0
-    for kind, colour in NODE_KINDS.items():
-        out.append(
-            f'<rect x="{lx:.0f}" y="0" width="14" height="14" rx="3" fill="{colour}" '
-            f'stroke="#333"/><text x="{lx + 19:.0f}" y="11">{kind}</text>'
-        )
-        lx += 19 + len(kind) * 11 * 0.6 + 16
-    out.append(
-        f'<path d="M{lx:.0f},7 h30"{_PERSON_STROKE} fill="none"/>'
-        f'<text x="{lx + 36:.0f}" y="11">to a person</text>'
-    )
-    for i, note in enumerate(graph.notes[:5]):
-        out.append(f'<text x="0" y="{34 + 18 * i}" fill="#c0392b">note: {esc(note)}</text>')
-    out.append("</g>")
-    out.append("</svg>")
-    return "\n".join(out) + "\n"

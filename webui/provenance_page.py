@@ -1,10 +1,10 @@
 """The public provenance page of a work: ``/provenance/<cid>`` (HTML) and ``?format=json``.
 
 Fediverse posts link here. The page shows the work (a player for video and audio, the image
-for images), who signed it, and the provenance graph as a picture (``provenance.graph``'s
-hand-laid SVG). The daemon passes in how to build the graph and how to describe the asset, so
-this module imports nothing from ``daemon``. The page is ``templates/provenance.html``, in the
-web UI's frame when the pages are mounted.
+for images), who signed it, and the provenance graph as a picture (the hand-laid SVG of
+:mod:`webui.provenance_svg`). The daemon passes in how to build the graph and how to describe
+the asset, so this module imports nothing from ``daemon``. The page is
+``templates/provenance.html``, in the web UI's frame when the pages are mounted.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from dag import CidError, DagError, cid_to_str, parse_cid
 from provenance import ProvenanceError
 from provenance import graph as pg
 
+from .provenance_svg import to_svg
+
 __all__ = ["AssetSummary", "add_provenance_routes"]
 
 
@@ -47,8 +49,8 @@ _XML_DECL = re.compile(r"^\s*<\?xml[^>]*>\s*")
 
 
 def _svg(graph: pg.ProvenanceGraph) -> Markup:
-    """``provenance.graph``'s SVG, inline (it escapes every label it draws)."""
-    return Markup(_XML_DECL.sub("", pg.to_svg(graph)))
+    """The graph's SVG, inline (:func:`~webui.provenance_svg.to_svg` escapes every label)."""
+    return Markup(_XML_DECL.sub("", to_svg(graph)))
 
 
 async def _render(context: dict[str, Any], status: int) -> Response:

@@ -278,12 +278,13 @@ def format_graph(graph: Any, fmt: str) -> str:
     import json
 
     from provenance import graph as pg
+    from webui.provenance_svg import to_svg
 
     if fmt == "tree":
         return "\n".join(pg.to_tree(graph))
     if fmt == "json":
         return json.dumps(pg.to_json(graph), indent=2, ensure_ascii=False)
-    return pg.to_dot(graph) if fmt == "dot" else pg.to_svg(graph)
+    return pg.to_dot(graph) if fmt == "dot" else to_svg(graph)
 
 
 class LocalRender:

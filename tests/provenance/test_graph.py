@@ -1,8 +1,9 @@
-"""The provenance graph (provenance/graph.py) over real renders: a derived output rendered from
-another render's output, walked back through every provenance record, recipe, effect, step
-receipt, person and claim, and rendered as tree, JSON, DOT and SVG; then the CLI
-(``artdag provenance CID --format svg|json``) in a temporary home. Cycle and node-cap guards are
-checked over hand-made signed records (a cycle cannot come out of a real render)."""
+"""The provenance graph (provenance/graph.py; the SVG is webui/provenance_svg.py's) over real
+renders: a derived output rendered from another render's output, walked back through every
+provenance record, recipe, effect, step receipt, person and claim, and rendered as tree, JSON,
+DOT and SVG; then the CLI (``artdag provenance CID --format svg|json``) in a temporary home.
+Cycle and node-cap guards are checked over hand-made signed records (a cycle cannot come out
+of a real render)."""
 
 from __future__ import annotations
 
@@ -24,13 +25,13 @@ from provenance.graph import (
     short_cid,
     to_dot,
     to_json,
-    to_svg,
     to_tree,
 )
 from renderer import BUILTIN_AUTHOR, effect_cid, load_recipe_yaml
 from tests.harness.cli_helpers import Home
 from tests.harness.media import make_video
 from tests.harness.renderer_fixtures import MediaSet, add, make_media, render_service
+from webui.provenance_svg import to_svg
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SVG = "{http://www.w3.org/2000/svg}"
