@@ -20,11 +20,11 @@ from daemon.config import Config
 from daemon.core.fediverse import ActivityPubService
 from daemon.core.network import start_market, start_network
 from daemon.core.node import Node, open_node
-from daemon.core.pinning_api.worker import pinning_service_for
 from daemon.core.pins.service import PinService
 from daemon.home import read_token
 from daemon.http.app import create_app
 from daemon.nodeapi.client import remove_daemon_file, write_daemon_file
+from daemon.services import Services
 from webui import WebServices
 
 __all__ = ["Ready", "run_daemon", "serve_http"]
@@ -46,10 +46,12 @@ async def serve_http(
     activitypub: ActivityPubService | None = None,
     web: WebServices | None = None,
     pins: PinService | None = None,
+    services: Services | None = None,
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the app; report the bound URLs (``http://127.0.0.1:PORT``) once listening."""
+    """Serve the app; report the bound URLs (``http://127.0.0.1:PORT``) once listening.
+    Without ``services`` (tests serving a node alone) the app opens its own over the node."""
     hconfig = HypercornConfig()
     hconfig.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     hconfig.accesslog = None
@@ -58,7 +60,13 @@ async def serve_http(
     if node.config.http.tls_cert:
         hconfig.certfile = str(Path(node.config.http.tls_cert).expanduser())
         hconfig.keyfile = str(Path(node.config.http.tls_key).expanduser())
-    await serve(create_app(node, token, activitypub, web, pins), hconfig, task_status=task_status)
+    async with contextlib.AsyncExitStack() as stack:
+        if services is None:
+            services = Services(node.config, node, stack, node.network)
+        if pins is None:
+            pins = await services.pins()
+        app = create_app(node, token, activitypub, web, pins, services)
+        await serve(app, hconfig, task_status=task_status)
 
 
 async def run_daemon(
@@ -82,10 +90,10 @@ async def run_daemon(
                     await start_market(nursery, config, node, fault=fault)
                     await nursery.start(run_claims_gossip, node, claims)
                 await nursery.start(run_ownership_tasks, node, claims)
+                services = Services(config, node, stack, node.network)  # F2; F1: open_services
                 if config.pinning.service_api:
-                    await nursery.start(pinning_service_for(node).run)
-                pins = PinService(node)
-                stack.callback(pins.close)
+                    await nursery.start((await services.pinning()).run)
+                pins = await services.pins()
                 await nursery.start(pins.run)
                 activitypub = None
                 if config.activitypub.enabled:
@@ -105,7 +113,7 @@ async def run_daemon(
                 )
                 http = config.http
                 urls = await nursery.start(
-                    serve_http, node, token, http.host, http.port, activitypub, web, pins
+                    serve_http, node, token, http.host, http.port, activitypub, web, pins, services
                 )
                 ready = Ready(
                     urls=urls,

@@ -28,6 +28,8 @@ from daemon.core.node import Node, open_node
 if TYPE_CHECKING:
     from daemon.core.market.service import MarketService
     from daemon.core.market.store import MarketStore
+    from daemon.core.pinning_api.worker import PinningWorker
+    from daemon.core.pins.service import PinService
     from daemon.core.render.service import RenderService
     from p2p.network import Network
 
@@ -121,6 +123,53 @@ class Services:
             )
 
         return await self._once("market", opener)
+
+    # -- pins and the Pinning Service API (F2) -----------------------------------------------
+    async def pins(self) -> PinService:
+        """Pins with reasons, the pinning policies, the quota and the garbage collector: the
+        store and asset index, ``[pinning]``, ``popularity.db``, the creator repos of
+        ``p2p.db`` (followed heads, gc roots) and the network to fetch with (None: offline)."""
+        from daemon.core.pins.fetching import FetchSource
+        from daemon.core.pins.service import PinPaths, PinService
+
+        node, config = self.node, self.config
+        paths = PinPaths(popularity_db=config.popularity_db_path, repos_db=config.p2p_db_path)
+
+        async def opener() -> PinService:
+            service = await trio.to_thread.run_sync(
+                PinService,
+                node.index,
+                config.pinning,
+                paths,
+                FetchSource(node.store, self.network),
+            )
+            self._stack.callback(service.close)
+            return service
+
+        return await self._once("pins", opener)
+
+    async def pinning(self) -> PinningWorker:
+        """The Pinning Service API's requests and their worker (``pinning.db``, ``[pinning]``);
+        the daemon runs the worker, the in-process API only reads and queues."""
+        from daemon.core.pinning_api.delegates import Delegates
+        from daemon.core.pinning_api.worker import PinningWorker
+        from daemon.core.pins.fetching import FetchSource
+
+        node, config = self.node, self.config
+        delegates = Delegates(self.network, config.node_key_path, config.p2p.listen)
+
+        async def opener() -> PinningWorker:
+            worker = await trio.to_thread.run_sync(
+                PinningWorker,
+                config.pinning_db_path,
+                config.pinning,
+                FetchSource(node.store, self.network),
+                delegates,
+            )
+            self._stack.callback(worker.close)
+            return worker
+
+        return await self._once("pinning", opener)
 
     def require_network(self, what: str) -> Network:
         if self.network is None:

@@ -322,14 +322,16 @@ async def test_pinning_routes_answer_hostile_inputs_with_400(tmp_path) -> None:
     from quart_trio import QuartTrio
 
     from daemon.config import load_config
-    from daemon.core.node import open_node
     from daemon.core.pinning_api.tokens import add_token
-    from daemon.http.pinning import add_pinning_routes
+    from daemon.http import context
+    from daemon.http.pinning import pinning
+    from daemon.services import open_services
 
-    async with open_node(load_config(tmp_path / "home", environ={})) as node:
-        token = add_token(node.config.pinning_tokens_path, "fuzz")
+    async with open_services(load_config(tmp_path / "home", environ={})) as services:
+        token = add_token(services.config.pinning_tokens_path, "fuzz")
         app = QuartTrio("pins-fuzz")
-        add_pinning_routes(app, node)
+        context.install(app, services)
+        app.register_blueprint(pinning)
         hconfig = HypercornConfig()
         hconfig.bind = ["127.0.0.1:0"]
         hconfig.accesslog = None

@@ -491,8 +491,9 @@ from daemon.cli.claims import register as _register_claims  # noqa: E402
 from daemon.cli.market import register as _register_market  # noqa: E402
 from daemon.cli.money import register as _register_money  # noqa: E402
 from daemon.cli.p2p import register as _register_p2p  # noqa: E402
-from daemon.cli.pinning import register as _register_pinning  # noqa: E402
-from daemon.cli.pins import register as _register_pins  # noqa: E402
+from daemon.cli.pinning import pinning as _pinning  # noqa: E402
+from daemon.cli.pins import gc as _gc  # noqa: E402
+from daemon.cli.pins import pin_group as _pin_group  # noqa: E402
 from daemon.cli.render import register as _register_render  # noqa: E402
 from daemon.cli.status import register as _register_status  # noqa: E402
 
@@ -503,6 +504,7 @@ _register_claims(main)
 _register_money(main)
 _register_anchor(main)
 _register_activitypub(main)
-_register_pinning(main)
+main.add_command(_pinning)
 _register_status(main)
-_register_pins(main)
+main.add_command(_pin_group)
+main.add_command(_gc)

@@ -28,9 +28,11 @@ from daemon.http.metrics import add_metrics_routes
 from daemon.http.money import money
 from daemon.http.ownership import ownership
 from daemon.http.p2p import add_p2p_routes
-from daemon.http.pinning import add_pinning_routes
-from daemon.http.pins import add_pin_routes
+from daemon.http.pinning import pinning
+from daemon.http.pinning_admin import pinning_admin
+from daemon.http.pins import pins as pins_routes
 from daemon.http.render import RenderRequestError
+from daemon.services import Services
 from dag import cid_to_str, parse_cid
 from p2p.errors import P2PError
 from provenance import ProvenanceError, is_media_type
@@ -107,6 +109,7 @@ def create_app(
     activitypub: ActivityPubService | None = None,
     web: WebServices | None = None,
     pins: PinService | None = None,
+    services: Services | None = None,
 ) -> QuartTrio:
     app = QuartTrio("artdag", static_folder=None)  # webui serves /static from its blueprint
     app.config["MAX_CONTENT_LENGTH"] = node.config.http.max_upload_bytes
@@ -202,21 +205,18 @@ def create_app(
     app.register_blueprint(render_routes.bp)
     fetch_missing = make_fetch_missing(node)
     metrics = metrics_for(node, activitypub=activitypub, fetch_missing=fetch_missing)
-    if pins is None:
-        pins = PinService(node)
-
-        @app.after_serving
-        async def close_pins() -> None:
-            assert pins is not None
-            pins.close()
-
-    add_pin_routes(app, pins)
-    add_metrics_routes(app, node, metrics, token=token, last_gc=lambda: pins.last_gc)
+    if services is not None:  # F2: the runtime passes its Services (and their PinService)
+        context.install(app, services)
+    app.register_blueprint(pins_routes)
+    app.register_blueprint(pinning_admin)
+    add_metrics_routes(
+        app, node, metrics, token=token, last_gc=lambda: pins.last_gc if pins else None
+    )
     add_gateway_routes(
         app,
         node,
         fetch_missing=fetch_missing,
-        observers=[metrics.observe_gateway, pins.observe_gateway],
+        observers=[metrics.observe_gateway, *([pins.observe_gateway] if pins else [])],
         limiter=ClientLimits.per_minute(
             node.config.gateway.requests_per_minute, node.config.gateway.burst
         ),
@@ -224,7 +224,7 @@ def create_app(
     )
     _add_provenance_page(app, node)
     if node.config.pinning.service_api:
-        add_pinning_routes(app, node)  # the IPFS Pinning Service API at /pins
+        app.register_blueprint(pinning)  # the IPFS Pinning Service API at /pins
     app.register_blueprint(ownership)
     app.register_blueprint(money)
     app.register_blueprint(fediverse_api)

@@ -6,7 +6,10 @@ and removes, with the status codes and bodies of ``specs/ipfs-pinning-service.ya
 (``{"error": {"reason": ..., "details": ...}}``). Every route needs ``Authorization: Bearer
 <token>`` with a token made by ``artdag pinning token-add`` (:mod:`daemon.core.pinning_api.tokens`);
 each token sees only the requests it made. Routes only translate HTTP: the checks live in
-:mod:`daemon.core.pinning_api.requests`, the work in :mod:`daemon.core.pinning_api.worker`.
+:mod:`daemon.core.pinning_api.requests`, the work in :mod:`daemon.core.pinning_api.worker` (the
+node's one :class:`~daemon.core.pinning_api.worker.PinningWorker`, from
+:meth:`daemon.services.Services.pinning`). :func:`daemon.http.app.create_app` registers the
+:data:`pinning` blueprint when ``[pinning] service_api`` is on.
 
 One token cannot crowd out the others (the spec's ``4XX`` custom errors, ``Failure`` bodies):
 
@@ -22,13 +25,13 @@ One token cannot crowd out the others (the spec's ``4XX`` custom errors, ``Failu
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from quart import Response, jsonify, request
-from quart_trio import QuartTrio
+from quart import Blueprint, Response, current_app, jsonify, request
 
 from activitypub_bridge import JsonRefused, parse_json
-from daemon.core.node import Node
+from daemon.config import Config
 from daemon.core.pinning_api.requests import (
     PendingLimitReached,
     PinLimits,
@@ -38,10 +41,13 @@ from daemon.core.pinning_api.requests import (
     parse_pin_body,
 )
 from daemon.core.pinning_api.tokens import TokenChecker
-from daemon.core.pinning_api.worker import PinningService, pinning_service_for
+from daemon.core.pinning_api.worker import PinningWorker
+from daemon.http import context
 from webui.client_limits import ClientLimits
 
-__all__ = ["MAX_BODY_BYTES", "add_pinning_routes", "failure"]
+__all__ = ["MAX_BODY_BYTES", "MAX_BODY_DEPTH", "failure", "pinning"]
+
+pinning = Blueprint("pinning", __name__)
 
 MAX_BODY_BYTES = 256 * 1024  # a Pin with 20 origins and 1000 meta entries fits easily
 MAX_BODY_DEPTH = 4  # a Pin nests two levels (the body, its origins or meta)
@@ -111,98 +117,135 @@ def _query_args() -> dict[str, str]:
     return args
 
 
-def add_pinning_routes(app: QuartTrio, node: Node, service: PinningService | None = None) -> None:
-    """Mount ``/pins`` on ``app`` (the service defaults to the node's one)."""
-    pins = service or pinning_service_for(node)
-    config = node.config
-    tokens = TokenChecker(config.pinning_tokens_path)
-    pinning = config.pinning
-    limits = PinLimits(max_name=pinning.max_name_chars, max_meta_bytes=pinning.max_meta_bytes)
-    rates = ClientLimits.per_minute(pinning.requests_per_minute, pinning.burst)
+@dataclass(frozen=True)
+class _Gate:
+    """Who may call ``/pins`` and how often: the token file, the rate per token, the limits of
+    a request's name and meta (from ``[pinning]``)."""
 
-    def authorise() -> str | Response:
-        """The token's name, or the response refusing the request (401, 429)."""
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        who = tokens.owner_of(given.strip()) if scheme.lower() == "bearer" else None
-        if who is None:
-            return _unauthorized()
-        if rates is not None:
-            wait = rates.check(who, time.monotonic())
-            if wait > 0:
-                return _rate_limited(rates.retry_after(wait))
+    tokens: TokenChecker
+    rates: ClientLimits | None
+    limits: PinLimits
+
+    @classmethod
+    def of(cls, config: Config) -> _Gate:
+        settings = config.pinning
+        return cls(
+            tokens=TokenChecker(config.pinning_tokens_path),
+            rates=ClientLimits.per_minute(settings.requests_per_minute, settings.burst),
+            limits=PinLimits(
+                max_name=settings.max_name_chars, max_meta_bytes=settings.max_meta_bytes
+            ),
+        )
+
+
+_GATE = "artdag.pinning.gate"
+
+
+def _gate() -> _Gate:
+    """The app's gate, made at its first ``/pins`` request (the token file is read then)."""
+    gate = current_app.extensions.get(_GATE)
+    if gate is None:
+        gate = current_app.extensions[_GATE] = _Gate.of(context.services().config)
+    return gate
+
+
+def _authorise() -> str | Response:
+    """The token's name, or the response refusing the request (401, 429)."""
+    gate = _gate()
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    who = gate.tokens.owner_of(given.strip()) if scheme.lower() == "bearer" else None
+    if who is None:
+        return _unauthorized()
+    if gate.rates is not None:
+        wait = gate.rates.check(who, time.monotonic())
+        if wait > 0:
+            return _rate_limited(gate.rates.retry_after(wait))
+    return who
+
+
+def _too_many(exc: PendingLimitReached) -> Response:
+    return failure(429, "TOO_MANY_PENDING_REQUESTS", str(exc))
+
+
+def _status_of(worker: PinningWorker, row: PinRequest) -> dict[str, Any]:
+    body = row.to_json(worker.delegates())
+    body["info"] = worker.info_of(row)
+    return body
+
+
+def _accepted(worker: PinningWorker, row: PinRequest) -> Response:
+    response = jsonify(_status_of(worker, row))
+    response.status_code = 202
+    return response
+
+
+@pinning.get("/pins")
+async def list_pins() -> Any:
+    who = _authorise()
+    if isinstance(who, Response):
         return who
+    try:
+        query = parse_list_query(_query_args())
+    except PinRequestError as exc:
+        return _bad(exc)
+    worker = await context.services().pinning()
+    count, rows = await worker.list(query, who)
+    return jsonify({"count": count, "results": [_status_of(worker, r) for r in rows]})
 
-    def too_many(exc: PendingLimitReached) -> Response:
-        return failure(429, "TOO_MANY_PENDING_REQUESTS", str(exc))
 
-    def status_of(row: PinRequest) -> dict[str, Any]:
-        body = row.to_json(pins.delegates())
-        body["info"] = pins.info_of(row)
-        return body
+@pinning.post("/pins")
+async def add_pin() -> Any:
+    who = _authorise()
+    if isinstance(who, Response):
+        return who
+    try:
+        pin = parse_pin_body(await _pin_body(), _gate().limits)
+    except PinRequestError as exc:
+        return _bad(exc)
+    worker = await context.services().pinning()
+    try:
+        return _accepted(worker, await worker.add(pin, who))
+    except PendingLimitReached as exc:
+        return _too_many(exc)
 
-    def accepted(row: PinRequest) -> Response:
-        response = jsonify(status_of(row))
-        response.status_code = 202
-        return response
 
-    @app.get("/pins")
-    async def list_pins() -> Any:
-        who = authorise()
-        if isinstance(who, Response):
-            return who
-        try:
-            query = parse_list_query(_query_args())
-        except PinRequestError as exc:
-            return _bad(exc)
-        count, rows = await pins.list(query, who)
-        return jsonify({"count": count, "results": [status_of(r) for r in rows]})
+@pinning.get("/pins/<requestid>")
+async def get_pin(requestid: str) -> Any:
+    who = _authorise()
+    if isinstance(who, Response):
+        return who
+    worker = await context.services().pinning()
+    row = await worker.get(requestid, who)
+    if row is None:
+        return _not_found(requestid)
+    return jsonify(_status_of(worker, row))
 
-    @app.post("/pins")
-    async def add_pin() -> Any:
-        who = authorise()
-        if isinstance(who, Response):
-            return who
-        try:
-            pin = parse_pin_body(await _pin_body(), limits)
-        except PinRequestError as exc:
-            return _bad(exc)
-        try:
-            return accepted(await pins.add(pin, who))
-        except PendingLimitReached as exc:
-            return too_many(exc)
 
-    @app.get("/pins/<requestid>")
-    async def get_pin(requestid: str) -> Any:
-        who = authorise()
-        if isinstance(who, Response):
-            return who
-        row = await pins.get(requestid, who)
-        if row is None:
-            return _not_found(requestid)
-        return jsonify(status_of(row))
+@pinning.post("/pins/<requestid>")
+async def replace_pin(requestid: str) -> Any:
+    who = _authorise()
+    if isinstance(who, Response):
+        return who
+    try:
+        pin = parse_pin_body(await _pin_body(), _gate().limits)
+    except PinRequestError as exc:
+        return _bad(exc)
+    worker = await context.services().pinning()
+    try:
+        row = await worker.replace(requestid, pin, who)
+    except PendingLimitReached as exc:
+        return _too_many(exc)
+    if row is None:
+        return _not_found(requestid)
+    return _accepted(worker, row)
 
-    @app.post("/pins/<requestid>")
-    async def replace_pin(requestid: str) -> Any:
-        who = authorise()
-        if isinstance(who, Response):
-            return who
-        try:
-            pin = parse_pin_body(await _pin_body(), limits)
-        except PinRequestError as exc:
-            return _bad(exc)
-        try:
-            row = await pins.replace(requestid, pin, who)
-        except PendingLimitReached as exc:
-            return too_many(exc)
-        if row is None:
-            return _not_found(requestid)
-        return accepted(row)
 
-    @app.delete("/pins/<requestid>")
-    async def delete_pin(requestid: str) -> Any:
-        who = authorise()
-        if isinstance(who, Response):
-            return who
-        if not await pins.remove(requestid, who):
-            return _not_found(requestid)
-        return Response(b"", status=202)
+@pinning.delete("/pins/<requestid>")
+async def delete_pin(requestid: str) -> Any:
+    who = _authorise()
+    if isinstance(who, Response):
+        return who
+    worker = await context.services().pinning()
+    if not await worker.remove(requestid, who):
+        return _not_found(requestid)
+    return Response(b"", status=202)

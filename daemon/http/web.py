@@ -53,7 +53,7 @@ def web_services(
     pins: PinService | None = None,
 ) -> WebServices:
     """``render`` is the recipe page's render function (``daemon.core.render.web``), if any;
-    ``pins`` the node's pin service (one is made for the pages if None)."""
+    ``pins`` the node's pin service (required)."""
     config = node.config
     sizes = _CachedUsage(node.store)
 
@@ -242,7 +242,9 @@ def web_services(
         services.followers, services.deliveries, services.publish = followers, deliveries, publish
         services.block_domain, services.unblock_domain = block_domain, unblock_domain
 
-    pin_service = pins if pins is not None else PinService(node)
+    if pins is None:  # F2: one PinService per node, from daemon.services.Services.pins()
+        raise ValueError("web_services needs the node's PinService")
+    pin_service = pins
 
     async def list_pins() -> list[Row]:
         """Pins, each with its reasons and what it is (assets first)."""

@@ -27,11 +27,11 @@ import pytest
 import dag
 from daemon.config import ConfigError, load_config
 from daemon.core.pinning_api.origins import OriginRefused, check_origin, names_to_resolve
+from daemon.core.pinning_api.request_store import PinRequestStore
 from daemon.core.pinning_api.requests import (
     PendingLimitReached,
     PinLimits,
     PinRequestError,
-    PinRequestStore,
     PinSpec,
     parse_list_query,
     parse_pin_body,

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import dag
+from daemon.core.pinning_api.request_store import PinRequestStore
 from daemon.core.pinning_api.requests import (
     ListQuery,
     PinRequestError,
-    PinRequestStore,
     PinSpec,
     format_created,
     parse_list_query,

@@ -1,12 +1,11 @@
 """The Pinning Service worker: pin requests move ``queued -> pinning -> pinned | failed``.
 
-:class:`PinningService` is what the ``/pins`` routes call (add, get, list, replace, remove) and
+:class:`PinningWorker` is what the ``/pins`` routes call (add, get, list, replace, remove) and
 what the daemon runs in its nursery (``await nursery.start(service.run)``). The worker starts
 queued requests fairly across tokens (:mod:`daemon.core.pinning_api.schedule`: round robin, at most
 ``[pinning] max_concurrent_per_token`` fetches per token, ``max_concurrent`` in all), fetches
-each DAG (:func:`daemon.core.dag_fetch.fetch_dag`, from the request's public origins and the
-network) within
-``config.pinning.fetch_timeout_seconds``, and once every block is present pins the root with the
+each DAG (:func:`p2p.fetch_dag`, from the request's public origins and the network) within
+``[pinning] fetch_timeout_seconds``, and once every block is present pins the root with the
 reason ``remote``; a request that cannot complete becomes ``failed`` with the reason in
 ``info.status_details``. Requests left ``queued`` or ``pinning`` when the daemon stopped are
 picked up again when it starts (the walk skips what the store already holds).
@@ -23,51 +22,56 @@ Pins and requests change together under one lock, so that:
 
 from __future__ import annotations
 
+import functools
 import logging
-import weakref
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
 
-from daemon.core.dag_fetch import DagFetchError, fetch_dag
-from daemon.core.pinning_api.requests import ListQuery, PinRequest, PinRequestStore, PinSpec
+from daemon.core.pinning_api.delegates import Delegates
+from daemon.core.pinning_api.dialable import dialable_origin
+from daemon.core.pinning_api.request_store import PinRequestStore
+from daemon.core.pinning_api.requests import ListQuery, PinRequest, PinSpec
 from daemon.core.pinning_api.schedule import Queued, choose, per_token_slots
+from daemon.core.pins.fetching import FetchSource
 from daemon.core.pins.service import protected_bytes
 from dag import CID, parse_cid
+from p2p import DagFetchError, fetch_dag
 
 if TYPE_CHECKING:
-    from daemon.core.node import Node
+    from daemon.config.sections import PinningConfig
 
-__all__ = ["PinningService", "pinning_service_for"]
+__all__ = ["PinningWorker"]
 
 log = logging.getLogger("artdag.pinning")
 
 REASON = "remote"
 MAX_PARALLEL_BLOCKS = 16
 
-_services: weakref.WeakKeyDictionary[Node, PinningService] = weakref.WeakKeyDictionary()
 
+class PinningWorker:
+    """Constructed once per node by :meth:`daemon.services.Services.pinning`: its requests
+    database, ``[pinning]``, what to fetch with and the node's addresses for ``delegates``."""
 
-def pinning_service_for(node: Node) -> PinningService:
-    """The node's one service (made on first use): the routes and the runtime share it."""
-    service = _services.get(node)
-    if service is None:
-        service = _services[node] = PinningService(node)
-    return service
-
-
-class PinningService:
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.config = node.config
-        self.requests = PinRequestStore(node.config.pinning_db_path)
+    def __init__(
+        self,
+        requests_db: Path,
+        settings: PinningConfig,
+        source: FetchSource,
+        delegates: Delegates,
+    ) -> None:
+        self.settings = settings
+        self.store = source.store
+        self.source = source
+        self._delegates = delegates
+        self.requests = PinRequestStore(requests_db)
         self._lock = trio.Lock()  # pins and request rows change together under it
         self._wake = trio.Event()
         self._running: dict[str, trio.CancelScope] = {}
         self._running_owner: dict[str, str] = {}  # request id -> token name, while fetching
         self._progress: dict[str, tuple[int, int]] = {}
-        self._fallback_delegates: list[str] | None = None
 
     def close(self) -> None:
         self.requests.close()
@@ -75,23 +79,7 @@ class PinningService:
     # -- what the routes call ---------------------------------------------------------------
     def delegates(self) -> list[str]:
         """This node's libp2p multiaddrs, each ending in ``/p2p/<peer id>`` (at least one)."""
-        network = self.node.network
-        if network is not None:
-            try:
-                addrs = network.info().addrs
-                if addrs:
-                    return addrs[:20]
-            except Exception as exc:  # the network is stopping
-                log.debug("no live addresses: %s", exc)
-        if self._fallback_delegates is None:
-            from p2p import load_or_create_key, peer_id_from_key
-
-            pid = peer_id_from_key(load_or_create_key(self.config.node_key_path))
-            listen = [a for a in self.config.p2p.listen if "/p2p/" not in a] or [
-                "/ip4/127.0.0.1/tcp/4001"
-            ]
-            self._fallback_delegates = [f"{a}/p2p/{pid}" for a in listen][:20]
-        return self._fallback_delegates
+        return self._delegates.addrs()
 
     def info_of(self, request: PinRequest) -> dict[str, str]:
         """``PinStatus.info``: the stored info, with live progress while pinning."""
@@ -106,7 +94,7 @@ class PinningService:
         """Queue a request; :class:`~daemon.core.pinning_api.requests.PendingLimitReached` if
         ``owner``
         has ``[pinning] max_pending_per_token`` requests queued or pinning already."""
-        limit = self.config.pinning.max_pending_per_token
+        limit = self.settings.max_pending_per_token
         request = await trio.to_thread.run_sync(
             lambda: self.requests.add(pin, owner=owner, max_pending=limit)
         )
@@ -147,7 +135,7 @@ class PinningService:
                     pin,
                     owner=owner,
                     releases=releases,
-                    max_pending=self.config.pinning.max_pending_per_token,
+                    max_pending=self.settings.max_pending_per_token,
                     replacing=requestid,
                 )
                 self.requests.delete(requestid)
@@ -160,28 +148,26 @@ class PinningService:
 
     # -- the worker ---------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Work the queue until cancelled; ``started`` once interrupted requests are requeued."""
-        try:
-            resumed = await trio.to_thread.run_sync(self.requests.requeue_interrupted)
-            if resumed:
-                log.info("resuming %d pin request(s) interrupted by the last stop", resumed)
-            limit = max(1, self.config.pinning.max_concurrent)
-            per_token = per_token_slots(limit, self.config.pinning.max_concurrent_per_token)
-            async with trio.open_nursery() as nursery:
-                task_status.started()
-                while True:
-                    self._wake = trio.Event()
-                    free = limit - len(self._running)
-                    if free > 0:
-                        for request in await self._next(free, per_token):
-                            scope = trio.CancelScope()
-                            self._running[request.requestid] = scope
-                            self._running_owner[request.requestid] = request.owner
-                            nursery.start_soon(self._work, request, scope)
-                    await self._wake.wait()
-        finally:
-            _services.pop(self.node, None)
-            self.close()
+        """Work the queue until cancelled; ``started`` once interrupted requests are requeued.
+        The requests database stays open for the routes: :class:`~daemon.services.Services`
+        closes it with the node."""
+        resumed = await trio.to_thread.run_sync(self.requests.requeue_interrupted)
+        if resumed:
+            log.info("resuming %d pin request(s) interrupted by the last stop", resumed)
+        limit = max(1, self.settings.max_concurrent)
+        per_token = per_token_slots(limit, self.settings.max_concurrent_per_token)
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                self._wake = trio.Event()
+                free = limit - len(self._running)
+                if free > 0:
+                    for request in await self._next(free, per_token):
+                        scope = trio.CancelScope()
+                        self._running[request.requestid] = scope
+                        self._running_owner[request.requestid] = request.owner
+                        nursery.start_soon(self._work, request, scope)
+                await self._wake.wait()
 
     async def _next(self, free: int, per_token: int) -> Sequence[PinRequest]:
         """The queued requests to start in ``free`` slots, fairly across tokens."""
@@ -229,13 +215,15 @@ class PinningService:
 
             try:
                 report = await fetch_dag(
-                    self.node,
+                    self.source,
                     root,
                     origins=request.pin.origins,
-                    timeout=self.config.pinning.fetch_timeout_seconds,
+                    timeout=self.settings.fetch_timeout_seconds,
                     max_parallel=MAX_PARALLEL_BLOCKS,
                     progress=progress,
-                    allow_private_origins=self.config.pinning.allow_private_origins,
+                    check_origin=functools.partial(
+                        dialable_origin, allow_private=self.settings.allow_private_origins
+                    ),
                 )
                 failure = None
             except DagFetchError as exc:
@@ -244,14 +232,14 @@ class PinningService:
             return  # deleted or replaced: whoever cancelled settled the pins
         if failure is None and not await self._fits_quota(root):
             failure = (
-                f"the node's storage quota ({self.config.pinning.quota_bytes} bytes) cannot take "
+                f"the node's storage quota ({self.settings.quota_bytes} bytes) cannot take "
                 "this DAG beside its local, explicit and remote pins"
             )
         async with self._lock:
             if await self.get(rid) is None:
                 return
             if failure is None:
-                await self.node.store.pin(root, reason=REASON)
+                await self.store.pin(root, reason=REASON)
                 info = {
                     "dag_size": str(report.bytes),
                     "blocks": str(report.blocks),
@@ -275,10 +263,10 @@ class PinningService:
         """Whether the pins no policy gives up (local, explicit, remote) and this DAG fit in
         ``[pinning] quota_bytes`` together; popular and followed pins make room for it at the
         pinning policy's next round."""
-        quota = self.config.pinning.quota_bytes
+        quota = self.settings.quota_bytes
         if not quota:
             return True
-        store = self.node.store
+        store = self.store
         seen: set[bytes] = set()
         total = await protected_bytes(store, await store.pins(), seen)
         total += (await store.measure(root, seen=seen)).bytes
@@ -289,4 +277,4 @@ class PinningService:
         lock)."""
         for key in dict.fromkeys(keys):
             if not await trio.to_thread.run_sync(self.requests.still_wanted, key):
-                await self.node.store.unpin(parse_cid(key), reason=REASON)
+                await self.store.unpin(parse_cid(key), reason=REASON)

@@ -27,22 +27,26 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from daemon.core.pins.fetching import FetchSource
 from daemon.core.pins.policy import EVICTABLE, Candidate, fit_quota, plan_changes, value_order
 from daemon.core.pins.popularity import WEIGHTS, PopularityStore, RequestDedup
 from dag import CID, Blockstore, Pin, cid_to_str, parse_cid
 from dag.errors import CidError, StoreError
+from p2p import fetch_dag
 from p2p.repo import RepoIndex
 
 if TYPE_CHECKING:
-    from daemon.core.node import Node
+    from daemon.config.sections import PinningConfig
+    from daemon.core.index import Index
     from dag.gc import GcReport
     from webui.gateway import GatewayEvent
 
-__all__ = ["PinError", "PinService", "PinView", "RoundReport", "protected_bytes"]
+__all__ = ["PinError", "PinPaths", "PinService", "PinView", "RoundReport", "protected_bytes"]
 
 log = logging.getLogger("artdag.pins")
 
@@ -68,6 +72,10 @@ class PinView:
     def to_json(self) -> dict[str, Any]:
         return asdict(self) | {"reasons": list(self.reasons)}
 
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> PinView:
+        return cls(**(value | {"reasons": tuple(value["reasons"])}))
+
 
 @dataclass(slots=True)
 class RoundReport:
@@ -86,6 +94,10 @@ class RoundReport:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> RoundReport:
+        return cls(**value)
+
 
 async def protected_bytes(store: Blockstore, pins: list[Pin], seen: set[bytes]) -> int:
     """Bytes of the pins no policy gives up (any reason besides followed/popular), each block
@@ -97,14 +109,28 @@ async def protected_bytes(store: Blockstore, pins: list[Pin], seen: set[bytes]) 
     return total
 
 
+@dataclass(frozen=True, slots=True)
+class PinPaths:
+    popularity_db: Path  # usage events and scores (``popularity.db``)
+    repos_db: Path  # the creator repos the node knows (``p2p.db``): followed heads, gc roots
+
+
 class PinService:
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        config = node.config
+    """Constructed once per node by :meth:`daemon.services.Services.pins` from the store, the
+    asset index, ``[pinning]``, its databases and what to fetch with (the network is None
+    without the daemon: then only what the store holds can be pinned)."""
+
+    def __init__(
+        self, index: Index, settings: PinningConfig, paths: PinPaths, source: FetchSource
+    ) -> None:
+        self.store = source.store
+        self.index = index
+        self.settings = settings
+        self.source = source
         self.popularity = PopularityStore(
-            config.popularity_db_path, config.pinning.popular_half_life_hours * 3600.0
+            paths.popularity_db, settings.popular_half_life_hours * 3600.0
         )
-        self.repos = RepoIndex(config.p2p_db_path)  # creator repos: followed heads, gc roots
+        self.repos = RepoIndex(paths.repos_db)
         self.dedup = RequestDedup()
         self._pending: list[tuple[str, str, float]] = []
         self._lock = trio.Lock()  # one policy round, pin change or collection at a time
@@ -118,7 +144,7 @@ class PinService:
 
     def _followed_heads(self) -> dict[str, str]:
         """Followed creator's did -> its repo head as we know it."""
-        followed = set(self.node.config.pinning.follow_creators)
+        followed = set(self.settings.follow_creators)
         return {
             row.repo: cid_to_str(row.head) for row in self.repos.heads() if row.repo in followed
         }
@@ -162,12 +188,12 @@ class PinService:
         parsed = self._parse(cid)
         # The hold keeps a collection from taking the fetched blocks before the pin is written;
         # the fetch itself runs outside the lock, so a long one does not stall collections.
-        with self.node.store.hold(parsed):
+        with self.store.hold(parsed):
             error = await self._ensure_local(parsed, recursive=recursive)
             if error is not None:
                 raise PinError(f"cannot pin {cid_to_str(parsed)}: {error}")
             async with self._lock:
-                await self.node.store.pin(parsed, recursive=recursive, reason="explicit")
+                await self.store.pin(parsed, recursive=recursive, reason="explicit")
         return next(p for p in await self.views() if p.cid == cid_to_str(parsed))
 
     async def remove(self, cid: str, *, every_reason: bool = False) -> tuple[str, ...]:
@@ -176,7 +202,7 @@ class PinService:
         parsed = self._parse(cid)
         key = cid_to_str(parsed)
         async with self._lock:
-            pin = next((p for p in await self.node.store.pins() if p.cid == parsed), None)
+            pin = next((p for p in await self.store.pins() if p.cid == parsed), None)
             if pin is None:
                 raise PinError(f"{key} is not pinned")
             reasons = (
@@ -190,22 +216,22 @@ class PinService:
                     "use --all to unpin it anyway"
                 )
             for reason in reasons:
-                await self.node.store.unpin(parsed, reason=reason)
+                await self.store.unpin(parsed, reason=reason)
         return reasons
 
     async def views(self, reason: str | None = None) -> list[PinView]:
         """Every pin with what it is, assets first."""
-        pins = await self.node.store.pins()
+        pins = await self.store.pins()
         if reason is not None:
             pins = [p for p in pins if reason in p.reasons]
         cids = [cid_to_str(p.cid) for p in pins]
-        kinds = await trio.to_thread.run_sync(self.node.index.record_types, cids)
+        kinds = await trio.to_thread.run_sync(self.index.record_types, cids)
         heads = await trio.to_thread.run_sync(self._followed_heads)
         followed = {head: did for did, head in heads.items()}
         scores = await trio.to_thread.run_sync(self.popularity.scores, cids, time.time())
         out = []
         for pin, cid in zip(pins, cids, strict=True):
-            asset = await self.node.asset(cid)
+            asset = await trio.to_thread.run_sync(self.index.asset, cid)
             if asset is not None:
                 what = f"{asset.name} ({asset.mime or 'file'})"
             elif cid in kinds:
@@ -230,20 +256,18 @@ class PinService:
     # -- fetching ----------------------------------------------------------------------------
     async def _ensure_local(self, cid: CID, *, recursive: bool = True) -> str | None:
         """None once the DAG (or the block) is in the store; else why it is not."""
-        store = self.node.store
+        store = self.store
         with store.hold(cid):
             size = await store.measure(cid) if recursive else None
             if size is not None and size.missing == 0 and size.blocks > 0:
                 return None
             if not recursive and await store.has(cid):
                 return None
-            if self.node.network is None:
+            if not self.source.online:
                 return "not in the store, and the network is off"
-            from daemon.core.dag_fetch import fetch_dag
-
             try:
-                timeout = self.node.config.pinning.fetch_timeout_seconds
-                await fetch_dag(self.node, cid, timeout=timeout)
+                timeout = self.settings.fetch_timeout_seconds
+                await fetch_dag(self.source, cid, timeout=timeout)
             except Exception as exc:  # the fetcher's own error says what went wrong
                 return str(exc) or type(exc).__name__
         return None
@@ -255,11 +279,10 @@ class PinService:
             return await self._collect(grace_s)
 
     async def _collect(self, grace_s: float | None) -> GcReport:
-        config = self.node.config
         chains = await trio.to_thread.run_sync(self.repos.chain_blocks)
-        report = await self.node.store.collect_garbage(
+        report = await self.store.collect_garbage(
             keep_shallow=chains,
-            grace_s=config.pinning.gc_grace_seconds if grace_s is None else grace_s,
+            grace_s=self.settings.gc_grace_seconds if grace_s is None else grace_s,
         )
         self.last_gc = report.to_json() | {"at": time.time()}
         log.info(
@@ -272,11 +295,10 @@ class PinService:
 
     # -- the policies --------------------------------------------------------------------------
     async def _wanted(self) -> list[Candidate]:
-        config = self.node.config
         heads = await trio.to_thread.run_sync(self._followed_heads)
         wanted = [Candidate(head, "followed", 0.0, did) for did, head in sorted(heads.items())]
-        if config.pinning.popular_count:
-            for row in await self.top(config.pinning.popular_count):
+        if self.settings.popular_count:
+            for row in await self.top(self.settings.popular_count):
                 wanted.append(Candidate(row["cid"], "popular", row["score"]))
         return wanted
 
@@ -288,10 +310,9 @@ class PinService:
         return report
 
     async def _policy_round(self) -> RoundReport:
-        store = self.node.store
-        config = self.node.config
+        store, settings = self.store, self.settings
         now = time.monotonic()
-        report = RoundReport(at=time.time(), quota_bytes=config.pinning.quota_bytes)
+        report = RoundReport(at=time.time(), quota_bytes=settings.quota_bytes)
         wanted = await self._wanted()
         report.wanted = len(wanted)
         pinned = {cid_to_str(p.cid): frozenset(p.reasons) for p in await store.pins()}
@@ -310,19 +331,19 @@ class PinService:
         for cid_text, reason in changes.unpin:
             await store.unpin(parse_cid(cid_text), reason=reason)
             report.unpinned.append(cid_text)
-        if config.pinning.quota_bytes:
+        if settings.quota_bytes:
             values = {c.cid: c for c in wanted}
             dropped, report.pinned_bytes = await self._apply_quota(values)
             report.dropped_for_quota = dropped
             for cid_text in dropped:
                 self._skip[cid_text] = now + SKIP_AFTER_QUOTA_S
             usage = await store.usage()
-            if dropped or usage.bytes > config.pinning.quota_bytes:
+            if dropped or usage.bytes > settings.quota_bytes:
                 report.gc = (await self._collect(None)).to_json()
         return report
 
     async def _apply_quota(self, wanted: dict[str, Candidate]) -> tuple[list[str], int]:
-        store = self.node.store
+        store = self.store
         pins = await store.pins()
         seen: set[bytes] = set()
         protected = await protected_bytes(store, pins, seen)
@@ -336,7 +357,7 @@ class PinService:
         for candidate in value_order(evictable):
             size = await store.measure(parse_cid(candidate.cid), seen=seen)
             ordered.append((candidate, size.bytes))
-        plan = fit_quota(protected, ordered, self.node.config.pinning.quota_bytes)
+        plan = fit_quota(protected, ordered, self.settings.quota_bytes)
         for candidate in plan.drop:
             for reason in EVICTABLE:
                 await store.unpin(parse_cid(candidate.cid), reason=reason)
@@ -345,12 +366,11 @@ class PinService:
 
     # -- the daemon's loops --------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        config = self.node.config
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._flush_loop)
             nursery.start_soon(self._policy_loop)
-            if config.pinning.gc_interval_seconds > 0:
-                nursery.start_soon(self._gc_loop, config.pinning.gc_interval_seconds)
+            if self.settings.gc_interval_seconds > 0:
+                nursery.start_soon(self._gc_loop, self.settings.gc_interval_seconds)
             task_status.started()
 
     async def _flush_loop(self) -> None:
@@ -362,7 +382,6 @@ class PinService:
                 log.exception("writing usage scores failed")
 
     async def _policy_loop(self) -> None:
-        config = self.node.config
         while True:
             try:
                 await self.policy_round()
@@ -370,7 +389,7 @@ class PinService:
                 log.warning("pinning policy round failed: %s", exc)
             except Exception:
                 log.exception("pinning policy round failed")
-            await trio.sleep(config.pinning.policy_interval_seconds)
+            await trio.sleep(self.settings.policy_interval_seconds)
 
     async def _gc_loop(self, interval: float) -> None:
         while True:
