@@ -5,6 +5,17 @@ Hosts speak Noise and Yamux only (:mod:`p2p.host`). The daemon starts a :class:`
 ``p2p.bitswap``, ``p2p.gossip`` and ``p2p.repo``.
 """
 
+from .dag_fetch import (
+    BlockNetwork,
+    DagFetchError,
+    DagSource,
+    Dialer,
+    DialRefused,
+    FetchReport,
+    OriginCheck,
+    dial_origins,
+    fetch_dag,
+)
 from .errors import P2PError
 from .host import (
     connect,
@@ -17,8 +28,17 @@ from .host import (
 )
 
 __all__ = [
+    "BlockNetwork",
+    "DagFetchError",
+    "DagSource",
+    "DialRefused",
+    "Dialer",
+    "FetchReport",
+    "OriginCheck",
     "P2PError",
     "connect",
+    "dial_origins",
+    "fetch_dag",
     "host_addrs",
     "load_or_create_key",
     "new_secure_host",

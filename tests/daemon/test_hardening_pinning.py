@@ -131,7 +131,7 @@ def test_dns_origins_are_dialled_at_a_checked_address() -> None:
 
 
 class _Dialler:
-    """Records what :func:`daemon.core.dag_fetch.dial_origins` would connect to."""
+    """Records what :func:`p2p.dial_origins` would connect to."""
 
     def __init__(self) -> None:
         self.dialled: list[str] = []
@@ -142,20 +142,25 @@ class _Dialler:
 
 
 async def test_dial_origins_dials_only_public_origins_and_says_why_not() -> None:
-    from types import SimpleNamespace
+    from functools import partial
 
-    from daemon.core.dag_fetch import dial_origins
+    from daemon.core.pinning_api.dialable import dialable_origin
+    from p2p import dial_origins
 
     network = _Dialler()
-    node: Any = SimpleNamespace(network=network)
+    public_only = partial(dialable_origin, allow_private=False)
     public = f"/ip4/8.8.8.8/tcp/4001/p2p/{PEER}"
     metadata = f"/ip4/169.254.169.254/tcp/80/p2p/{PEER}"
     refused: list[str] = []
-    assert await dial_origins(node, [public, metadata], refused=refused) == 1
+    dialled = await dial_origins(
+        network, [public, metadata], check_origin=public_only, refused=refused
+    )
+    assert dialled == 1
     assert network.dialled == [public]  # nothing else was dialled
     assert len(refused) == 1 and "169.254.169.254 is link-local" in refused[0]
     network.dialled.clear()
-    assert await dial_origins(node, [metadata], allow_private=True) == 1
+    any_origin = partial(dialable_origin, allow_private=True)
+    assert await dial_origins(network, [metadata], check_origin=any_origin) == 1
     assert network.dialled == [metadata]
 
 

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 import multiaddr
 
 from activitypub_bridge.ssrf import address_refusal
+from p2p import DialRefused
 
 __all__ = ["OriginRefused", "check_origin", "names_to_resolve"]
 
@@ -33,7 +34,7 @@ _NAME_PROTOCOLS = ("dns", "dns4", "dns6")
 _ADDRESS_PROTOCOLS = ("ip4", "ip6")
 
 
-class OriginRefused(ValueError):
+class OriginRefused(DialRefused):
     """An origin the node will not dial; the message says why, in one line."""
 
 
