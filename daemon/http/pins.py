@@ -45,7 +45,7 @@ async def add_pin() -> Response:
     return reply(view.to_json(), 201)
 
 
-@pins.delete("/api/v1/pins/<cid>")
+@pins.delete("/api/v1/pins/<path:cid>")  # path: a malformed CID gets its own error
 async def remove_pin(cid: str) -> Response:
     every = request.args.get("all", "") in ("1", "true", "yes")
     removed = await context.api().pins.remove(cid, every_reason=every)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from daemon.core.pins.service import PinError, PinService, PinView, RoundReport
 from daemon.nodeapi.remote import RemoteCaller
@@ -150,7 +151,7 @@ class RemotePins:
 
     async def remove(self, cid: str, *, every_reason: bool = False) -> Unpinned:
         params = {"all": "1"} if every_reason else {}
-        path = f"/api/v1/pins/{cid}"
+        path = f"/api/v1/pins/{quote(cid, safe='')}"
         return Unpinned.from_json(await self._caller.call("DELETE", path, params=params))
 
     async def list(self, reason: str | None = None) -> list[PinView]:
