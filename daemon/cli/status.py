@@ -13,10 +13,11 @@ from typing import Any
 
 import click
 
+from daemon.cli.common import config_of, guarded, human_size, run
 from daemon.config import Config
 from daemon.nodeapi.client import DaemonClient, DaemonNotRunning
 
-__all__ = ["register", "local_status"]
+__all__ = ["local_status", "status", "status_lines"]
 
 
 async def local_status(config: Config) -> dict[str, Any]:
@@ -45,14 +46,7 @@ async def local_status(config: Config) -> dict[str, Any]:
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "unknown"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
+    return human_size(n, unknown="unknown")
 
 
 def _duration(seconds: float) -> str:
@@ -126,32 +120,29 @@ def status_lines(status: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def register(main: click.Group) -> None:
-    from daemon.cli.main import _config, _guarded, _run
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@guarded
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Summarise the node on one screen: daemon, store, pins, peers, gateway, jobs."""
+    config = config_of(ctx)
+    try:
+        client = DaemonClient.for_config(config)
+        info = client.call("GET", "/api/v1/status/full")
+        info["daemon"]["urls"] = [client.base_url]
+    except DaemonNotRunning:
+        info = run(local_status)(config)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
-    @main.command()
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    @click.pass_context
-    @_guarded
-    def status(ctx: click.Context, as_json: bool) -> None:
-        """Summarise the node on one screen: daemon, store, pins, peers, gateway, jobs."""
-        config = _config(ctx)
-        try:
-            client = DaemonClient.for_config(config)
-            info = client.call("GET", "/api/v1/status/full")
-            info["daemon"]["urls"] = [client.base_url]
-        except DaemonNotRunning:
-            info = _run(local_status)(config)
-        if as_json:
-            click.echo(json.dumps(info, indent=2))
-            return
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-
-        table = Table(box=None, show_header=False, pad_edge=False)
-        table.add_column(style="bold")
-        table.add_column(overflow="fold")
-        for label, value in status_lines(info):
-            table.add_row(Text(label), Text(value))  # Text: no markup in URLs, names
-        Console(highlight=False).print(table)
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for label, value in status_lines(info):
+        table.add_row(Text(label), Text(value))  # Text: no markup in URLs, names
+    Console(highlight=False).print(table)
