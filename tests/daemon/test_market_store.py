@@ -1,12 +1,16 @@
 """The market ledger: :class:`daemon.core.market.store.MarketStore` on a real SQLite file, its JSON
 routes served by the real hypercorn server on 127.0.0.1 (in-process), and the ``jobs`` /
-``volunteers`` commands talking to that server through the real DaemonClient."""
+``volunteers`` commands, answered from the ledger in-process without a daemon and through that
+server when ``daemon.json`` names it."""
 
 from __future__ import annotations
 
 import json
 import os
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import click
 import httpx
@@ -16,8 +20,9 @@ from click.testing import CliRunner
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
-from daemon.cli.market import register
-from daemon.config import load_config
+from daemon.cli.market import jobs as jobs_command
+from daemon.cli.market import volunteers as volunteers_command
+from daemon.config import Config, load_config
 from daemon.core.market.store import (
     JobRow,
     MarketStore,
@@ -26,11 +31,10 @@ from daemon.core.market.store import (
     VerdictRow,
     VolunteerRow,
 )
-from daemon.core.node import open_node
 from daemon.home import read_token
 from daemon.http.app import create_app
-from daemon.http.market import add_market_routes
 from daemon.nodeapi.client import write_daemon_file
+from daemon.services import Services, open_services
 
 DID_A = "did:key:z6MkvolunteerAAAAAAAA"
 DID_B = "did:key:z6MkvolunteerBBBBBBBB"
@@ -219,25 +223,27 @@ def test_schema_is_shared_safely_with_other_tables(tmp_path):
 # -- the JSON routes and the CLI, over real HTTP on 127.0.0.1 -----------------------------------
 
 
-@pytest.fixture
-async def market_api(tmp_path):
-    config = load_config(tmp_path / "home", environ={})
-    async with open_node(config) as node, trio.open_nursery() as nursery:
+@asynccontextmanager
+async def serving(config: Config) -> AsyncIterator[tuple[httpx.AsyncClient, Services, str]]:
+    """The real app over the node's services, served on 127.0.0.1 by hypercorn."""
+    async with open_services(config) as services, trio.open_nursery() as nursery:
         token = read_token(config)
-        app = create_app(node, token)
-        if not any(rule.rule == "/api/v1/volunteers" for rule in app.url_map.iter_rules()):
-            add_market_routes(app, node, trust_after=3)  # until create_app wires them in
+        app = create_app(services.node, token, services=services)
         hconfig = HypercornConfig()
         hconfig.bind = ["127.0.0.1:0"]
         hconfig.accesslog = None
         urls = await nursery.start(serve, app, hconfig)
         async with httpx.AsyncClient(base_url=urls[0], timeout=30) as client:
             client.headers["Authorization"] = f"Bearer {token}"
-            yield client, node, config, urls[0]
+            yield client, services, urls[0]
         nursery.cancel_scope.cancel()
-        store = getattr(node, "market_store", None)
-        if store is not None:
-            store.close()
+
+
+@pytest.fixture
+async def market_api(tmp_path):
+    config = load_config(tmp_path / "home", environ={})
+    async with serving(config) as (client, services, url):
+        yield client, services, config, url
 
 
 def fill(store: MarketStore) -> None:
@@ -253,15 +259,15 @@ def fill(store: MarketStore) -> None:
 
 
 async def test_market_routes(market_api, tmp_path):
-    client, node, _, _ = market_api
-    node.market_store = None
-    off = await client.get("/api/v1/jobs")
-    assert off.status_code == 404
-    assert off.json()["error"] == "the market is not running on this node"
-    assert (await client.get("/api/v1/volunteers")).status_code == 404
+    client, services, _, _ = market_api
+    no_p2p = load_config(tmp_path / "no-p2p", environ={"ARTDAG_P2P": "false"})
+    async with serving(no_p2p) as (off_client, _, _):
+        off = await off_client.get("/api/v1/jobs")
+        assert off.status_code == 404
+        assert off.json()["error"] == "the market is not running on this node"
+        assert (await off_client.get("/api/v1/volunteers")).status_code == 404
 
-    node.market_store = MarketStore(tmp_path / "market.sqlite")
-    fill(node.market_store)
+    fill(await services.market_store())
     listed = (await client.get("/api/v1/jobs")).json()["jobs"]
     assert [(j["job_id"], j["role"]) for j in listed] == [
         ("job-volunteered-01", "volunteer"),
@@ -295,29 +301,25 @@ async def test_market_routes(market_api, tmp_path):
 
 
 async def test_jobs_and_volunteers_commands(market_api, tmp_path):
-    """The commands on a click group of their own (the lead registers them on ``artdag``),
-    against the in-process server found through daemon.json like a real daemon."""
-    _, node, config, url = market_api
-    node.market_store = MarketStore(tmp_path / "market.sqlite")
-    fill(node.market_store)
+    """The commands on a click group of their own, first without a daemon (they read the
+    ledger in-process), then against the in-process server found through daemon.json like a
+    real daemon: the same output both ways."""
+    _, services, config, url = market_api
+    fill(await services.market_store())
 
     @click.group()
     @click.pass_context
     def cli(ctx: click.Context) -> None:
         ctx.obj = {"config": config}
 
-    register(cli)
+    cli.add_command(jobs_command)
+    cli.add_command(volunteers_command)
     runner = CliRunner()
 
     def run(*args: str) -> click.testing.Result:
-        return runner.invoke(cli, list(args), env={"COLUMNS": "200"})
+        return runner.invoke(cli, list(args), env={"COLUMNS": "200", "ARTDAG_API": "auto"})
 
-    no_daemon = await trio.to_thread.run_sync(run, "volunteers")
-    assert no_daemon.exit_code == 1
-    assert "no daemon is running" in no_daemon.output
-
-    write_daemon_file(config, {"api": url})
-    try:
+    async def check() -> dict[str, Any]:
         jobs = await trio.to_thread.run_sync(run, "jobs")
         assert jobs.exit_code == 0, jobs.output
         assert "job-requeste" in jobs.output and "job-requested-0001" not in jobs.output
@@ -331,5 +333,11 @@ async def test_jobs_and_volunteers_commands(market_api, tmp_path):
         lines = vols.output.splitlines()
         assert any(DID_B[-8:] in line and "avoided" in line for line in lines)
         assert lines[-1] == "total: 7.5 s rendered, 5 accepted, 2 rejected"
+        return {"jobs": jobs.output, "json": as_json.output, "volunteers": vols.output}
+
+    without_daemon = await check()
+    write_daemon_file(config, {"api": url})
+    try:
+        assert await check() == without_daemon
     finally:
         os.unlink(config.home / "daemon.json")

@@ -104,7 +104,7 @@ class Market:
         return str(self.root / name)
 
     def jobs(self, daemon: DaemonProcess, role: str) -> list[dict[str, Any]]:
-        return daemon.http.app("GET", "/api/v1/jobs", params={"role": role}).json()["jobs"]
+        return daemon.api("GET", "/api/v1/jobs", params={"role": role}).json()["jobs"]
 
     def credits(self) -> dict[str, dict[str, Any]]:
         rows = self.requester.api("GET", "/api/v1/volunteers").json()["volunteers"]
