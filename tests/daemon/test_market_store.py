@@ -228,7 +228,7 @@ async def serving(config: Config) -> AsyncIterator[tuple[httpx.AsyncClient, Serv
     """The real app over the node's services, served on 127.0.0.1 by hypercorn."""
     async with open_services(config) as services, trio.open_nursery() as nursery:
         token = read_token(config)
-        app = create_app(services.node, token, services=services)
+        app = create_app(services, token)
         hconfig = HypercornConfig()
         hconfig.bind = ["127.0.0.1:0"]
         hconfig.accesslog = None

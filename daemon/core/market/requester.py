@@ -403,17 +403,7 @@ class Requester(MarketRole):
             "verify": now - fetched,
             "total": now - job.created,
         }
-        for result in verdict.agreeing:
-            await self._credit(result.volunteer, accepted=1, rendered_ms=result.render_ms)
-            await trio.to_thread.run_sync(
-                self.store.set_verdict, spec.job_id, result.volunteer, result.slot, "accepted"
-            )
-        for result in verdict.disagreeing:
-            log.warning("job %s: %s was outvoted", spec.job_id, result.volunteer)
-            await self._credit(result.volunteer, rejected=1)
-            await trio.to_thread.run_sync(
-                self.store.set_verdict, spec.job_id, result.volunteer, result.slot, "rejected"
-            )
+        await self._record_verdicts(spec.job_id, verdict)
         receipts = [r.receipt for r in verdict.agreeing]
         for receipt in receipts:
             await self.renders.store.pin(receipt)
@@ -447,6 +437,20 @@ class Requester(MarketRole):
             **({} if verdict.duration_ms is None else {"duration_ms": verdict.duration_ms}),
         )
         job.done.set()
+
+    async def _record_verdicts(self, job_id: str, verdict: Verdict) -> None:
+        """Credit the agreeing volunteers, debit the outvoted ones; their results' verdicts."""
+        for result in verdict.agreeing:
+            await self._credit(result.volunteer, accepted=1, rendered_ms=result.render_ms)
+            await trio.to_thread.run_sync(
+                self.store.set_verdict, job_id, result.volunteer, result.slot, "accepted"
+            )
+        for result in verdict.disagreeing:
+            log.warning("job %s: %s was outvoted", job_id, result.volunteer)
+            await self._credit(result.volunteer, rejected=1)
+            await trio.to_thread.run_sync(
+                self.store.set_verdict, job_id, result.volunteer, result.slot, "rejected"
+            )
 
     async def _decode_key(self, cid: CID) -> str:
         with self.renders.workdir("verify-") as workdir:

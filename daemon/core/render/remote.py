@@ -23,7 +23,7 @@ import dag
 from daemon.core.market.service import MarketService, new_job_id
 from daemon.core.render.service import RenderOutcome, RenderService
 from dag import CID, cid_to_str
-from renderer import RenderResult, Step, StepOutput
+from renderer import Executor, Plan, RenderResult, Step, StepOutput
 from renderer.market import JobCaps, JobInput, job_for_step
 
 __all__ = ["render_on_network"]
@@ -82,23 +82,7 @@ async def render_on_network(
         if out is None and not verify:
             out, how = await market.reuse(step.cache_id), "reused"
         if out is None:
-            job_inputs = []
-            for item, cid in zip(step.inputs, sources, strict=True):
-                made = None if isinstance(item, CID) else outputs[item]
-                ident = item if isinstance(item, CID) else plan.steps[item].cache_id
-                if made is None:  # a source: its length, for the volunteers' policy
-                    duration = (await local.probe_input(cid)).duration
-                else:
-                    duration = made.duration
-                job_inputs.append(
-                    JobInput(
-                        cid,
-                        ident,
-                        "media" if made is None else made.kind,
-                        await _size(renders.store, cid),
-                        None if duration is None else round(duration * 1000),
-                    )
-                )
+            job_inputs = await _job_inputs(renders, local, plan, step, sources, outputs)
             spec = job_for_step(
                 step, job_inputs, job_id=new_job_id(), replicas=k, deadline=deadline, caps=caps
             )
@@ -126,6 +110,33 @@ async def render_on_network(
     result.rendered.sort(key=order.index)
     result.cached.sort(key=order.index)
     return await renders.finish(prepared, result, infrastructure=sorted(infrastructure))
+
+
+async def _job_inputs(
+    renders: RenderService,
+    local: Executor,
+    plan: Plan,
+    step: Step,
+    sources: list[CID],
+    outputs: Mapping[str, StepOutput],
+) -> list[JobInput]:
+    """What a job says of each input of ``step``: CID, cache id, kind, size and length (a
+    source's length probed here, for the volunteers' policy)."""
+    job_inputs = []
+    for item, cid in zip(step.inputs, sources, strict=True):
+        made = None if isinstance(item, CID) else outputs[item]
+        ident = item if isinstance(item, CID) else plan.steps[item].cache_id
+        duration = (await local.probe_input(cid)).duration if made is None else made.duration
+        job_inputs.append(
+            JobInput(
+                cid,
+                ident,
+                "media" if made is None else made.kind,
+                await _size(renders.store, cid),
+                None if duration is None else round(duration * 1000),
+            )
+        )
+    return job_inputs
 
 
 async def _cached(renders: RenderService, step: Step) -> StepOutput | None:
