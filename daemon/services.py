@@ -23,11 +23,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import trio
 
 from daemon.config import Config
-from daemon.core.node import Node, open_node
+from daemon.core.node import Node, RecordPublisher, open_node
+from dag import CID, Blockstore
+from provenance import Identity
 
 if TYPE_CHECKING:
+    from daemon.core.fediverse import ActivityPubService
     from daemon.core.market.service import MarketService
     from daemon.core.market.store import MarketStore
+    from daemon.core.money import MoneyService
+    from daemon.core.ownership.anchors import AnchorService
+    from daemon.core.ownership.claims import ClaimsService
     from daemon.core.pinning_api.worker import PinningWorker
     from daemon.core.pins.service import PinService
     from daemon.core.render.service import RenderService
@@ -124,6 +130,101 @@ class Services:
 
         return await self._once("market", opener)
 
+    # -- ownership, money, fediverse (F3) -----------------------------------------------------
+    async def anchors(self) -> AnchorService:
+        """OpenTimestamps anchoring: ``[anchor]`` calendars and header source, its tables in
+        the index database, ``.ots`` proofs under the home."""
+        from daemon.core.ownership.tasks import open_anchors
+
+        node, config = self.node, self.config
+
+        async def opener() -> AnchorService:
+            return await self._stack.enter_async_context(
+                open_anchors(
+                    node.store, node.identity, config.index_path, config.home, config.anchor
+                )
+            )
+
+        return await self._once("anchors", opener)
+
+    async def claims(self) -> ClaimsService:
+        """Ownership claims and disputes, ranked by the anchors' verified times, reading what a
+        rendered work was made from through the render service."""
+        from daemon.core.ownership.tasks import open_claims
+
+        node, config = self.node, self.config
+        anchors, renders = await self.anchors(), await self.renders()
+
+        async def opener() -> ClaimsService:
+            return await self._stack.enter_async_context(
+                open_claims(
+                    node.store,
+                    node.index,
+                    node.identity,
+                    anchors,
+                    index_path=config.index_path,
+                    tmp_root=config.home / "render-tmp",
+                    announce=node.announce,
+                    network=self.network,
+                    find_provenance=renders.provenance_of,
+                    limits=renders.limits,
+                )
+            )
+
+        return await self._once("claims", opener)
+
+    async def money(self) -> MoneyService:
+        """Usage records and settlements; a work's claim is the claims service's winner."""
+        from daemon.core.money import open_money
+
+        node, config = self.node, self.config
+        claims = await self.claims()
+
+        async def opener() -> MoneyService:
+            return await self._stack.enter_async_context(
+                open_money(
+                    node.store,
+                    node.index,
+                    node.identity,
+                    index_path=config.index_path,
+                    announce=node.announce,
+                    read_record=node.record,
+                    find_claim=claims.winning_claim,
+                )
+            )
+
+        return await self._once("money", opener)
+
+    async def activitypub(self) -> ActivityPubService:
+        """The fediverse bridge for the node's creator (``[node] user``, the node identity) at
+        the public URL of ``[node] domain``; likes and boosts become usage records and count
+        towards the pinning policy's popularity."""
+        from daemon.core.fediverse import BridgePaths, open_activitypub
+
+        node, config = self.node, self.config
+        money, pins = await self.money(), await self.pins()
+        paths = BridgePaths(
+            db=config.activitypub_db_path,
+            deliveries=config.deliveries_path,
+            actor_key=config.actor_key_path,
+        )
+
+        async def opener() -> ActivityPubService:
+            return await self._stack.enter_async_context(
+                open_activitypub(
+                    config.bridge_site(),
+                    config.activitypub,
+                    node.identity,
+                    config.node.user,
+                    paths,
+                    node,
+                    money=money,
+                    on_usage=pins.observe_usage,
+                )
+            )
+
+        return await self._once("activitypub", opener)
+
     # -- pins and the Pinning Service API (F2) -----------------------------------------------
     async def pins(self) -> PinService:
         """Pins with reasons, the pinning policies, the quota and the garbage collector: the
@@ -171,6 +272,12 @@ class Services:
 
         return await self._once("pinning", opener)
 
+    async def on_remote_record(self, cid: CID, record: dict[str, Any]) -> None:
+        """A verified record from another creator's repo: indexed by the node, and a claim
+        by the claims service too (the daemon has opened it)."""
+        if await self.node.index_remote_record(cid, record) and record.get("type") == "claim":
+            await (await self.claims()).index_remote_claim(cid, record)
+
     def require_network(self, what: str) -> Network:
         if self.network is None:
             raise NeedsDaemon(f"{what} needs the running daemon (start it: artdag daemon)")
@@ -178,9 +285,28 @@ class Services:
 
 
 @asynccontextmanager
-async def open_services(
-    config: Config, *, network: Network | None = None
-) -> AsyncIterator[Services]:
-    """Open the node (store, index, identity) now and every other service on first use."""
-    async with open_node(config) as node, contextlib.AsyncExitStack() as stack:
-        yield Services(config, node, stack, network)
+async def open_services(config: Config, *, with_network: bool = False) -> AsyncIterator[Services]:
+    """Open the node (store, index, identity) now and every other service on first use.
+
+    ``with_network`` (the daemon, when ``[p2p]`` is on) builds the network over the node's
+    store and identity before the node: the node announces its records through it, and the
+    records it brings in go to :meth:`Services.on_remote_record`. The caller runs it
+    (:func:`daemon.core.network.run_network`) before using any other service."""
+    from daemon.core.network import NetworkPublisher, build_network
+
+    network: Network | None = None
+    services: Services | None = None
+
+    async def on_record(cid: CID, record: dict[str, Any]) -> None:
+        assert services is not None  # the network runs only once the services exist
+        await services.on_remote_record(cid, record)
+
+    async def network_publisher(store: Blockstore, identity: Identity) -> RecordPublisher:
+        nonlocal network
+        network = await build_network(config, store, identity, on_record)
+        return NetworkPublisher(network)
+
+    make_publisher = network_publisher if with_network and config.p2p.enabled else None
+    async with open_node(config, make_publisher) as node, contextlib.AsyncExitStack() as stack:
+        services = Services(config, node, stack, network)
+        yield services

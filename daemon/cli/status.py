@@ -22,15 +22,12 @@ __all__ = ["local_status", "status", "status_lines"]
 
 async def local_status(config: Config) -> dict[str, Any]:
     """The status JSON from the node's files, for when no daemon runs."""
-    import trio
-
     from activitypub_bridge.delivery_queue import DeliveryQueue
-    from daemon.core.market.store import MarketStore
-    from daemon.core.node import open_node
     from daemon.core.status.figures import FigureSource, status_json
+    from daemon.services import open_services
 
-    async with open_node(config) as node:
-        node.market_store = await trio.to_thread.run_sync(MarketStore, config.index_path)
+    async with open_services(config) as services:
+        node = services.node
         delivery_counts = None
         if config.deliveries_path.exists():
 
@@ -41,7 +38,9 @@ async def local_status(config: Config) -> dict[str, Any]:
                 finally:
                     queue.close()
 
-        figures = await FigureSource(node, delivery_counts=delivery_counts).gather()
+        figures = await FigureSource(
+            node, market_store=await services.market_store(), delivery_counts=delivery_counts
+        ).gather()
         return status_json(node, figures, daemon={"running": False})
 
 

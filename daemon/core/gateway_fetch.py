@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -37,10 +37,11 @@ from webui.client_limits import TokenBucket
 from webui.gateway import FetchMissing
 
 if TYPE_CHECKING:
-    from daemon.core.node import Node
+    from daemon.config import GatewayConfig
 
 __all__ = [
     "DEFAULT_MAX_BLOCKS_PER_MINUTE",
+    "BlockSource",
     "GatewayFetchStats",
     "TokenBucket",
     "make_fetch_missing",
@@ -50,6 +51,12 @@ log = logging.getLogger("artdag.gateway")
 
 DEFAULT_MAX_BLOCKS_PER_MINUTE = 1200
 """With the default 1 MiB chunks, about 20 MiB/s of content fetched for strangers, on average."""
+
+
+class BlockSource(Protocol):
+    """Where missing blocks come from: the running :class:`p2p.network.Network` is one."""
+
+    async def get_block(self, cid: CID, *, timeout: float = ...) -> bytes: ...
 
 
 @dataclass(slots=True)
@@ -64,14 +71,16 @@ class GatewayFetchStats:
 class _Fetcher:
     def __init__(
         self,
-        node: Node,
+        store: dag.Blockstore,
+        network: BlockSource,
         *,
         max_concurrent: int,
         timeout: float,
         bucket: TokenBucket,
         clock: Callable[[], float],
     ) -> None:
-        self.node = node
+        self.store = store
+        self.network = network
         self.limiter = trio.CapacityLimiter(max_concurrent)
         self.timeout = timeout
         self.bucket = bucket
@@ -79,9 +88,7 @@ class _Fetcher:
         self.stats = GatewayFetchStats()
 
     async def __call__(self, cid: CID) -> bool:
-        network = self.node.network
-        if network is None:  # the network stopped since the hook was made
-            return False
+        network = self.network
         if not self.bucket.take(self.clock()):
             self.stats.refused += 1
             log.info("gateway fetch of %s refused: over the rate cap", cid_to_str(cid))
@@ -95,7 +102,7 @@ class _Fetcher:
                     self.stats.failed += 1
                     log.info("gateway fetch of %s failed: %s", cid_to_str(cid), exc)
                     return False
-            store = self.node.store
+            store = self.store
             if not await store.has(cid):
                 try:
                     block = dag.Block.checked(cid, data)
@@ -112,27 +119,29 @@ class _Fetcher:
 
 
 def make_fetch_missing(
-    node: Node,
+    store: dag.Blockstore,
+    network: BlockSource | None,
+    gateway: GatewayConfig,
     *,
     max_concurrent: int | None = None,
     timeout: float = 30.0,
     max_blocks_per_minute: int | None = None,
     clock: Callable[[], float] | None = None,
 ) -> FetchMissing | None:
-    """The gateway's hook fetching missing blocks from peers, or None if the node has no
-    network (then the gateway serves only what it holds).
+    """The gateway's hook fetching missing blocks from peers into ``store``, or None without
+    a ``network`` (then the gateway serves only what it holds).
 
     ``max_concurrent`` blocks in flight at most; ``timeout`` seconds at most per block,
     waiting for a slot included; ``max_blocks_per_minute`` on average (bursts up to that many),
     beyond which the hook returns False at once. ``clock`` (default ``trio.current_time``) is
     the rate cap's clock. The hook's ``stats`` attribute counts what it did. The caps default
     to the config's ``[gateway] max_concurrent_fetches`` and ``fetch_blocks_per_minute``."""
-    if node.network is None:
+    if network is None:
         return None
     if max_concurrent is None:
-        max_concurrent = node.config.gateway.max_concurrent_fetches
+        max_concurrent = gateway.max_concurrent_fetches
     if max_blocks_per_minute is None:
-        max_blocks_per_minute = node.config.gateway.fetch_blocks_per_minute
+        max_blocks_per_minute = gateway.fetch_blocks_per_minute
     if max_concurrent < 1:
         raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
     if timeout <= 0:
@@ -141,7 +150,8 @@ def make_fetch_missing(
         raise ValueError(f"max_blocks_per_minute must be at least 1, got {max_blocks_per_minute}")
     bucket = TokenBucket(capacity=max_blocks_per_minute, rate=max_blocks_per_minute / 60)
     return _Fetcher(
-        node,
+        store,
+        network,
         max_concurrent=max_concurrent,
         timeout=timeout,
         bucket=bucket,

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import mimetypes
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import trio
 
@@ -31,13 +31,7 @@ from provenance import (
     verify_signed,
 )
 
-if TYPE_CHECKING:
-    from daemon.core.market.service import MarketService
-    from daemon.core.market.store import MarketStore
-    from daemon.core.ownership.claims import ClaimsService
-    from p2p.network import Network
-
-__all__ = ["Node", "open_node", "AddedAsset"]
+__all__ = ["AddedAsset", "LocalRepoPublisher", "Node", "RecordPublisher", "open_node"]
 
 Progress = Callable[[int], None]
 
@@ -79,23 +73,43 @@ def _check_asset_fields(
 _PLACEHOLDER_ROOT = parse_cid("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
 
 
+class RecordPublisher(Protocol):
+    """Where a new record of ours goes: appended to the creator repo, and, with the daemon's
+    network running, gossiped and provided on the DHT (:class:`p2p.network.Network` is one)."""
+
+    async def publish_record(self, record_cid: CID, *roots: CID) -> None: ...
+
+
+class LocalRepoPublisher:
+    """Without a running network (the CLI on its own) the repo chain still grows locally; the
+    daemon gossips the new head when it next runs or notices it."""
+
+    def __init__(self, store: Blockstore, repo_db: Path, identity: Identity) -> None:
+        self._store, self._repo_db, self._identity = store, repo_db, identity
+
+    async def publish_record(self, record_cid: CID, *roots: CID) -> None:
+        from p2p.repo_lock import append_to_local_repo
+
+        await append_to_local_repo(self._store, self._repo_db, self._identity, record_cid)
+
+
 class Node:
-    def __init__(self, config: Config, store: Blockstore, index: Index, identity: Identity) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Blockstore,
+        index: Index,
+        identity: Identity,
+        publisher: RecordPublisher | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.index = index
         self.identity = identity
-        self.network: Network | None = None
-        self.market_store: MarketStore | None = None  # jobs, results, volunteer credits
-        self.market: MarketService | None = None  # the render market, when the daemon runs
-        self.claims: ClaimsService | None = None  # indexes claims arriving from the network
+        self._publisher = publisher or LocalRepoPublisher(store, config.p2p_db_path, identity)
         # One signed asset record per (bytes, name, tags) of ours, even for concurrent adds:
         # the index check, the signature, the index row and the repo append happen under it.
         self._asset_lock = trio.Lock()
-
-    def attach_network(self, network: Network) -> None:
-        """From now on records this node adds are appended to its repo and gossiped."""
-        self.network = network
 
     @property
     def did(self) -> str:
@@ -240,22 +254,13 @@ class Node:
         return AddedAsset(row, blocks + 1, existed=False)
 
     async def announce(self, record_cid: CID, *roots: CID) -> None:
-        """Append a new record of ours to the creator repo and tell the network about it.
+        """Append a new record of ours to the creator repo and tell the network about it
+        (through the node's :class:`RecordPublisher`)."""
+        await self._publisher.publish_record(record_cid, *roots)
 
-        Without a running network (the CLI on its own) the repo chain still grows locally; the
-        daemon gossips the new head when it next runs or notices it."""
-        if self.network is not None:
-            await self.network.publish_record(record_cid)
-            self.network.provide_soon(record_cid, *roots)
-        else:
-            from p2p.repo_lock import append_to_local_repo
-
-            await append_to_local_repo(
-                self.store, self.config.p2p_db_path, self.identity, record_cid
-            )
-
-    async def index_remote_record(self, cid: CID, record: dict[str, Any]) -> None:
-        """Index a verified record that arrived from the network (another creator's repo).
+    async def index_remote_record(self, cid: CID, record: dict[str, Any]) -> bool:
+        """Index a verified record that arrived from the network (another creator's repo);
+        False if its schema is wrong (then nothing else should index it either).
 
         The schema is checked again here (repo sync has verified the signature too), so no
         caller can index a record whose fields the gateway would echo unchecked. An asset row
@@ -265,7 +270,7 @@ class Node:
             validate_record(record)
         except RecordError as exc:
             log.warning("not indexing record %s: %s", key, exc)
-            return
+            return False
         kind = record.get("type", "")
         signer = record.get("signer", "")
         created = record.get("created", "")
@@ -289,8 +294,7 @@ class Node:
                 )
 
         await trio.to_thread.run_sync(write)
-        if kind == "claim" and self.claims is not None:
-            await self.claims.index_remote_claim(cid, record)
+        return True
 
     def _index_asset(self, row: AssetRow) -> None:
         self.index.put_own_asset(row)
@@ -376,18 +380,21 @@ class Node:
     async def aclose(self) -> None:
         await self.store.aclose()
         self.index.close()
-        if self.market_store is not None:
-            self.market_store.close()
 
 
 @asynccontextmanager
-async def open_node(config: Config) -> AsyncIterator[Node]:
-    """Open (initialising on first use) the node described by ``config``."""
+async def open_node(
+    config: Config,
+    make_publisher: Callable[[Blockstore, Identity], Awaitable[RecordPublisher]] | None = None,
+) -> AsyncIterator[Node]:
+    """Open (initialising on first use) the node described by ``config``. ``make_publisher``
+    makes its record publisher from its store and identity (default: the local repo only)."""
     await trio.to_thread.run_sync(init_home, config)
     identity = Identity.load(config.identity_path)
     store = _open_store(config)
     index = await trio.to_thread.run_sync(Index, config.index_path)
-    node = Node(config, store, index, identity)
+    publisher = await make_publisher(store, identity) if make_publisher else None
+    node = Node(config, store, index, identity, publisher)
     try:
         yield node
     finally:

@@ -17,6 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 import dag
 from daemon.core.fediverse import ActivityPubService
 from daemon.core.gateway_fetch import make_fetch_missing
+from daemon.core.market.store import MarketStore
 from daemon.core.node import Node
 from daemon.core.pins.service import PinService
 from daemon.core.status.metrics import metrics_for
@@ -104,13 +105,18 @@ def _add_provenance_page(app: QuartTrio, node: Node) -> None:
 
 
 def create_app(
-    node: Node,
+    services: Services,
     token: str,
+    *,
+    pins: PinService | None = None,
     activitypub: ActivityPubService | None = None,
     web: WebServices | None = None,
-    pins: PinService | None = None,
-    services: Services | None = None,
+    market_store: MarketStore | None = None,
 ) -> QuartTrio:
+    """The app over ``services``: ``pins`` feeds the gateway's popularity and the last gc
+    report, ``activitypub`` (the bridge, when it runs) its routes and delivery figures,
+    ``web`` the pages, ``market_store`` the job figures (when the market runs)."""
+    node, network = services.node, services.network
     app = QuartTrio("artdag", static_folder=None)  # webui serves /static from its blueprint
     app.config["MAX_CONTENT_LENGTH"] = node.config.http.max_upload_bytes
     app.config["BODY_TIMEOUT"] = 3600
@@ -200,17 +206,22 @@ def create_app(
         record = await node.record(parse_cid(cid))
         return jsonify({"cid": cid_to_str(parse_cid(cid)), "record": dag.to_jsonable(record)})
 
-    add_p2p_routes(app, node)
+    context.install(app, services)
+    add_p2p_routes(app, node, network)
     app.register_blueprint(market_routes.bp)
     app.register_blueprint(render_routes.bp)
-    fetch_missing = make_fetch_missing(node)
-    metrics = metrics_for(node, activitypub=activitypub, fetch_missing=fetch_missing)
-    if services is not None:  # F2: the runtime passes its Services (and their PinService)
-        context.install(app, services)
+    fetch_missing = make_fetch_missing(node.store, network, node.config.gateway)
+    metrics = metrics_for(
+        node,
+        network=network,
+        market_store=market_store,
+        activitypub=activitypub,
+        fetch_missing=fetch_missing,
+    )
     app.register_blueprint(pins_routes)
     app.register_blueprint(pinning_admin)
     add_metrics_routes(
-        app, node, metrics, token=token, last_gc=lambda: pins.last_gc if pins else None
+        app, node, metrics, network, token=token, last_gc=lambda: pins.last_gc if pins else None
     )
     add_gateway_routes(
         app,

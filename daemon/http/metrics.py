@@ -26,6 +26,7 @@ from webui import client_address
 
 if TYPE_CHECKING:
     from daemon.core.node import Node
+    from p2p.network import Network
 
 __all__ = ["add_metrics_routes", "metrics_allowed"]
 
@@ -47,6 +48,7 @@ def add_metrics_routes(
     app: QuartTrio,
     node: Node,
     metrics: NodeMetrics,
+    network: Network | None,
     *,
     token: str,
     last_gc: Callable[[], dict[str, Any] | None] | None = None,
@@ -55,7 +57,7 @@ def add_metrics_routes(
     node's gossip while the app serves.
     ``last_gc`` reads the garbage collector's last report (None: no collector here)."""
     config = node.config
-    gossip = node.network.gossip if node.network is not None else None
+    gossip = network.gossip if network is not None else None
     if gossip is not None:
         gossip.message_observers.append(metrics.observe_gossip)
 
@@ -98,7 +100,6 @@ def add_metrics_routes(
     @app.get("/api/v1/status/full")
     async def status_full() -> Any:
         figures = await metrics.figures.gather()
-        network = node.network
         p2p = network.info() if network is not None else None
         daemon = {
             "running": True,

@@ -33,21 +33,21 @@ log = logging.getLogger("artdag.daemon")
 PROGRESS_EVERY_S = 0.2
 
 
-def _network(node: Node) -> Network:
-    if node.network is None:
+def _network(network: Network | None) -> Network:
+    if network is None:
         raise P2PError("the p2p network is disabled on this node ([p2p] enabled = false)")
-    return node.network
+    return network
 
 
-def add_p2p_routes(app: QuartTrio, node: Node) -> None:
+def add_p2p_routes(app: QuartTrio, node: Node, running: Network | None) -> None:
     @app.get("/api/v1/p2p/id")
     async def p2p_id() -> Any:
-        info = _network(node).info()
+        info = _network(running).info()
         return jsonify({"peer_id": info.peer_id, "addrs": info.addrs, "did": node.did})
 
     @app.get("/api/v1/p2p/peers")
     async def p2p_peers() -> Any:
-        return jsonify({"peers": [row.to_json() for row in _network(node).peers()]})
+        return jsonify({"peers": [row.to_json() for row in _network(running).peers()]})
 
     @app.get("/api/v1/p2p/gossip")
     async def p2p_gossip() -> Any:
@@ -56,7 +56,7 @@ def add_p2p_routes(app: QuartTrio, node: Node) -> None:
             limit = max(1, min(int(request.args.get("limit", 100)), 2000))
         except ValueError:
             raise P2PError("limit must be an integer") from None
-        network = _network(node)
+        network = _network(running)
         log = list(network.gossip_log)[-limit:]
         gossip = network.gossip
         mesh = {t: sorted(gossip.mesh_peers(t)) for t in gossip.topics} if gossip else {}
@@ -72,13 +72,13 @@ def add_p2p_routes(app: QuartTrio, node: Node) -> None:
             response.status_code = 400
             return response
         with trio.fail_after(30):
-            peer = await _network(node).connect(addr)
+            peer = await _network(running).connect(addr)
         return jsonify({"peer_id": peer})
 
     @app.post("/api/v1/p2p/get")
     async def p2p_get() -> Any:
         cid = parse_cid(request.args.get("cid", ""))
-        network = _network(node)
+        network = _network(running)
         try:
             block_timeout = float(request.args.get("timeout", 60))
         except ValueError:

@@ -13,9 +13,9 @@ import pytest
 import trio
 
 from daemon.config import load_config
-from daemon.core.node import open_node
 from daemon.home import read_token
 from daemon.runtime import serve_http
+from daemon.services import open_services
 from tests.harness.cli_helpers import ARTDAG, Home
 
 
@@ -27,8 +27,9 @@ def settings():
 @pytest.fixture
 async def api(tmp_path, settings):
     config = load_config(tmp_path / "home", environ={}, **settings)
-    async with open_node(config) as node, trio.open_nursery() as nursery:
-        urls = await nursery.start(serve_http, node, read_token(config), "127.0.0.1", 0)
+    async with open_services(config) as services, trio.open_nursery() as nursery:
+        node = services.node
+        urls = await nursery.start(serve_http, services, read_token(config), "127.0.0.1", 0)
         token = read_token(config)
         async with httpx.AsyncClient(base_url=urls[0], timeout=30) as client:
             client.headers["Authorization"] = f"Bearer {token}"

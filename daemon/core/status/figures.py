@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 if TYPE_CHECKING:
+    from daemon.core.market.store import MarketStore
     from daemon.core.node import Node
+    from p2p.network import Network
 
 __all__ = ["FigureSource", "NodeFigures"]
 
@@ -53,18 +55,23 @@ class NodeFigures:
 
 
 class FigureSource:
-    """Reads :class:`NodeFigures` of ``node``; ``delivery_counts`` (blocking, run in a thread)
-    gives deliveries by state when the fediverse bridge is there."""
+    """Reads :class:`NodeFigures` of ``node``: peers from ``network`` and jobs from
+    ``market_store`` when given; ``delivery_counts`` (blocking, run in a thread) gives
+    deliveries by state when the fediverse bridge is there."""
 
     def __init__(
         self,
         node: Node,
         *,
+        network: Network | None = None,
+        market_store: MarketStore | None = None,
         delivery_counts: Callable[[], dict[str, int]] | None = None,
         usage_ttl: float = USAGE_TTL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node = node
+        self.network = network
+        self.market_store = market_store
         self.delivery_counts = delivery_counts
         self.usage_ttl = usage_ttl
         self.clock = clock
@@ -78,9 +85,9 @@ class FigureSource:
         by_reason: Counter[str] = Counter()
         for pin in pins:
             by_reason.update(pin.reasons)
-        peers = len(node.network.peers()) if node.network is not None else None
+        peers = len(self.network.peers()) if self.network is not None else None
         jobs: dict[str, dict[str, int]] | None = None
-        if (market := node.market_store) is not None:
+        if (market := self.market_store) is not None:
             rows = await trio.to_thread.run_sync(lambda: market.jobs(limit=1_000_000))
             jobs = {}
             for row in rows:

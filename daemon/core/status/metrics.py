@@ -37,7 +37,9 @@ from webui import GatewayEvent
 if TYPE_CHECKING:
     from daemon.core.fediverse import ActivityPubService
     from daemon.core.gateway_fetch import GatewayFetchStats
+    from daemon.core.market.store import MarketStore
     from daemon.core.node import Node
+    from p2p.network import Network
 
 __all__ = ["GatewayTotals", "NodeMetrics", "metrics_for"]
 
@@ -218,10 +220,16 @@ class NodeMetrics:
 
 
 def metrics_for(
-    node: Node, *, activitypub: ActivityPubService | None = None, fetch_missing: Any = None
+    node: Node,
+    *,
+    network: Network | None = None,
+    market_store: MarketStore | None = None,
+    activitypub: ActivityPubService | None = None,
+    fetch_missing: Any = None,
 ) -> NodeMetrics:
-    """The metrics of an app serving ``node``: deliveries from ``activitypub``'s queue when
-    the bridge runs, the gateway fetch hook's counts when ``fetch_missing`` has them."""
+    """The metrics of an app serving ``node``: peers of the running ``network``, jobs of the
+    ``market_store``, deliveries from ``activitypub``'s queue when the bridge runs, the
+    gateway fetch hook's counts when ``fetch_missing`` has them."""
     delivery_counts = None
     if activitypub is not None:
         queue = activitypub.queue
@@ -229,8 +237,7 @@ def metrics_for(
         def delivery_counts() -> dict[str, int]:
             return {str(state): n for state, n in queue.stats().counts.items()}
 
-    return NodeMetrics(
-        node,
-        FigureSource(node, delivery_counts=delivery_counts),
-        fetch_stats=getattr(fetch_missing, "stats", None),
+    figures = FigureSource(
+        node, network=network, market_store=market_store, delivery_counts=delivery_counts
     )
+    return NodeMetrics(node, figures, fetch_stats=getattr(fetch_missing, "stats", None))
