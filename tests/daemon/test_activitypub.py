@@ -227,7 +227,7 @@ def test_a_key_on_a_server_that_is_down_gets_401_not_500(
 @pytest.mark.parametrize("path", ["/api/v1/activitypub/publish", "/api/v1/activitypub/blocks"])
 def test_local_api_bodies_beyond_json_limits_get_400(daemon: DaemonProcess, path: str) -> None:
     for body in (b"[" * 1000 + b"]" * 1000, b'{"cid": ' + b"1" * 5000 + b"}"):
-        response = daemon.http.app("POST", path, content=body)
+        response = daemon.api("POST", path, content=body)
         assert response.status_code == 400, (path, response.status_code, response.text[:200])
 
 
@@ -330,7 +330,7 @@ def test_publish_likes_and_blocks(
     asset = daemon.add_bytes(video.read_bytes(), "clip.mp4")
     cid = asset["cid"]
 
-    out = daemon.cli.main("publish", cid, "--text", "A new clip", "--json")
+    out = daemon.cli("publish", cid, "--text", "A new clip", "--json")
     published = json.loads(out.stdout)
     assert published["queued"] == 1 and not published["already_published"]
 
@@ -360,7 +360,7 @@ def test_publish_likes_and_blocks(
     page = httpx.get(actor_url(daemon) + "/outbox?page=1", timeout=10).json()
     assert page["orderedItems"][0]["id"] == published["activity"]
 
-    again = json.loads(daemon.cli.main("publish", cid, "--json").stdout)
+    again = json.loads(daemon.cli("publish", cid, "--json").stdout)
     assert again["already_published"] and again["queued"] == 0
 
     # A Like and a boost of the note become usage records for settlement.
@@ -381,7 +381,7 @@ def test_publish_likes_and_blocks(
     assert rows == [("boost", remote.actor_id()), ("like", remote.actor_id())]
 
     # Block the remote's domain: its POSTs are refused, nothing more is sent to it.
-    daemon.cli.main("block", "127.0.0.1")
+    daemon.cli("block", "127.0.0.1")
     try:
         time.sleep(1.2)  # the daemon re-reads stored blocks at most a second later
         refused = remote.signed_post(
@@ -390,13 +390,13 @@ def test_publish_likes_and_blocks(
         assert refused.status_code == 403
         other = make_video(tmp_path / "other.mp4", seconds=1, colour="blue", container="mp4")
         second = daemon.add_bytes(other.read_bytes(), "other.mp4")["cid"]
-        sent = json.loads(daemon.cli.main("publish", second, "--json").stdout)
+        sent = json.loads(daemon.cli("publish", second, "--json").stdout)
         assert sent["queued"] == 0
-        shown = daemon.cli.main("followers").stdout.decode()
+        shown = daemon.cli("followers").stdout.decode()
         assert "blocked domains: 127.0.0.1" in shown
     finally:
-        daemon.cli.main("unblock", "127.0.0.1")
-    deliveries = json.loads(daemon.cli.main("deliveries", "--json").stdout)
+        daemon.cli("unblock", "127.0.0.1")
+    deliveries = json.loads(daemon.cli("deliveries", "--json").stdout)
     assert deliveries["stats"]["delivered"] >= 2
 
 
@@ -441,10 +441,10 @@ def test_kill_9_with_deliveries_queued_delivers_each_exactly_once(tmp_path: Path
                 server.hold = threading.Event()
             video = make_video(tmp_path / "clip.mp4", seconds=1, container="mp4")
             cid = daemon.add_bytes(video.read_bytes(), "clip.mp4")["cid"]
-            published = json.loads(daemon.cli.main("publish", cid, "--json").stdout)
+            published = json.loads(daemon.cli("publish", cid, "--json").stdout)
             assert published["queued"] == 5
             wait_until(lambda: a.held >= 1 and b.held >= 1 and c.held >= 2, 20, "sends in flight")
-            stats = json.loads(daemon.cli.main("deliveries", "--json").stdout)["stats"]
+            stats = json.loads(daemon.cli("deliveries", "--json").stdout)["stats"]
             assert stats["in-flight"] == 4 and stats["queued"] == 1, stats
 
             daemon.kill()
@@ -456,7 +456,7 @@ def test_kill_9_with_deliveries_queued_delivers_each_exactly_once(tmp_path: Path
             create_id = published["activity"]
 
             def drained() -> bool:
-                s = json.loads(daemon.cli.main("deliveries", "--json").stdout)["stats"]
+                s = json.loads(daemon.cli("deliveries", "--json").stdout)["stats"]
                 return s["delivered"] >= 5 + 5 and s["queued"] == 0 and s["in-flight"] == 0
 
             wait_until(drained, 30, "the queue to drain after the restart")

@@ -57,7 +57,7 @@ async def test_fedify_follows_receives_accept_and_publish(tmp_path: Path, style:
             video = make_video(tmp_path / "clip.mp4", seconds=1, container="mp4")
             asset = await trio.to_thread.run_sync(daemon.add_bytes, video.read_bytes(), "clip.mp4")
             out = await trio.to_thread.run_sync(
-                lambda: daemon.cli.main(
+                lambda: daemon.cli(
                     "publish", asset["cid"], "--text", "Hello fediverse", "--json"
                 )
             )

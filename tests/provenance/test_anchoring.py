@@ -229,7 +229,7 @@ async def test_cli_anchor_anchors_verify_anchor(tmp_path: Path, calendar: TestCa
     import click
     from click.testing import CliRunner
 
-    from daemon.cli.anchor import register
+    from daemon.cli.anchor import anchor, anchors, verify_anchor
     from daemon.config import load_config
     from daemon.core.node import open_node
 
@@ -247,7 +247,8 @@ async def test_cli_anchor_anchors_verify_anchor(tmp_path: Path, calendar: TestCa
     def main() -> None:
         pass
 
-    register(main)
+    for command in (anchor, anchors, verify_anchor):
+        main.add_command(command)
     where = ["--calendar", calendar.url, "--headers", calendar.url]
 
     def run(*args: str) -> tuple[int, str]:

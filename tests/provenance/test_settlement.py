@@ -13,7 +13,7 @@ from click.testing import CliRunner
 import dag
 from daemon.config import load_config
 from daemon.core.money import MoneyService, WorkSources, build_work, open_money
-from daemon.core.node import open_node
+from daemon.core.node import Node, open_node
 from dag import CID, cid_to_str, parse_cid
 from provenance import (
     Identity,
@@ -187,10 +187,22 @@ async def _chunks(data: bytes):
     yield data
 
 
+def _over(node: Node) -> dict[str, Any]:
+    """The money service's dependencies, taken from a node opened in-process."""
+    return {
+        "store": node.store,
+        "index": node.index,
+        "identity": node.identity,
+        "index_path": node.config.index_path,
+        "announce": node.announce,
+        "read_record": node.record,
+    }
+
+
 async def test_usage_settle_and_proofs_on_a_node(tmp_path):
     config = load_config(tmp_path / "home", environ={"ARTDAG_SYNC": "batch"})
     me = Identity.generate()
-    async with open_node(config) as node, open_money(node) as money:
+    async with open_node(config) as node, open_money(**_over(node)) as money:
         x = (await node.add_stream(_chunks(b"x" * 100), name="x.bin")).asset.cid
         y = (await node.add_stream(_chunks(b"y" * 100), name="y.bin")).asset.cid
         claim = _claim(me, parse_cid(y), {"footage": 5000, "creator": 5000}, inputs=[parse_cid(x)])
@@ -247,7 +259,7 @@ async def test_callbacks_replace_the_default_lookups(tmp_path):
         return {"signer": "did:claimant", "split": Split({"creator": 10000}).to_record()}
 
     async with open_node(config) as node:
-        money = MoneyService(node, find_claim=find_claim)
+        money = MoneyService(**_over(node), find_claim=find_claim)
         try:
             await money.record_usage(subject, "boost", 4, "2026-11")
             _, lines = await money.settle("2026-11", 7)
@@ -258,18 +270,17 @@ async def test_callbacks_replace_the_default_lookups(tmp_path):
 
 # -- the CLI --------------------------------------------------------------------------------
 def _cli(home) -> click.Group:
-    """The real `add` command and the money commands on a group of their own, so the test
-    does not depend on the lead wiring `register` into `artdag` (it runs in-process)."""
+    """The real `add` command and the money commands on a group of their own (in-process,
+    through the node API's local side)."""
     from daemon.cli.main import main
-    from daemon.cli.money import register
 
     @click.group()
     @click.pass_context
     def cli(ctx: click.Context) -> None:
         ctx.obj = {"config": load_config(home, environ={"ARTDAG_SYNC": "batch"})}
 
-    cli.add_command(main.commands["add"])
-    register(cli)
+    for name in ("add", "usage", "settle", "statement-proof"):
+        cli.add_command(main.commands[name])
     return cli
 
 
