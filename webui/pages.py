@@ -4,7 +4,8 @@ module shares (:func:`page`, :func:`login_required`, :func:`checked_form`).
 Server-rendered Jinja2 (``webui/templates``) with a little JavaScript for progress bars
 (``webui/static``); every page works without it. Pages that change state need the owner's
 login and the session's CSRF token; the pages of a work (its detail and provenance) are public.
-Page modules (``webui/pages_*.py``) each add their routes with a ``register(bp, services)``.
+Page modules (``webui/pages_*.py``) each add their routes with a ``register(bp, services)``,
+where ``services`` holds one small port per feature (:mod:`webui.services`).
 """
 
 from __future__ import annotations
@@ -260,8 +261,8 @@ def add_pages(
     @bp.get("/")
     @login_required
     async def home() -> Response:
-        status = await services.status()
-        return await page("home.html", title="Home", node=status, me=services.identity())
+        status = await services.node.status()
+        return await page("home.html", title="Home", node=status, me=services.node.identity())
 
     from . import pages_assets, pages_fediverse, pages_jobs, pages_recipes, pages_settings
 

@@ -93,7 +93,7 @@ def register(bp: Blueprint, services: WebServices) -> None:
             number = max(1, int(request.args.get("page", "1")))
         except ValueError:
             number = 1
-        rows = await services.list_assets(tag, PAGE_SIZE + 1, (number - 1) * PAGE_SIZE)
+        rows = await services.assets.list(tag, PAGE_SIZE + 1, (number - 1) * PAGE_SIZE)
         more = len(rows) > PAGE_SIZE
         for row in rows:
             row["size_human"] = human_size(row.get("size"))
@@ -119,7 +119,7 @@ def register(bp: Blueprint, services: WebServices) -> None:
         if not name:
             return await refuse(400, "Upload refused", "The file needs a name.")
         try:
-            row = await services.add_asset(
+            row = await services.assets.add(
                 _chunks(part.stream), name, parse_tags(form.get("tags")), upload_mime(part, name)
             )
         except (ValueError, DagError) as exc:
@@ -137,15 +137,14 @@ def register(bp: Blueprint, services: WebServices) -> None:
         text = _canonical(cid)
         if text is None:
             return await refuse(400, "Bad CID", f"{cid!r} is not a CID.")
-        row = await services.asset(text)
+        row = await services.assets.get(text)
         if row is None:
             return await refuse(404, "Not found", f"This node has no asset {text}.")
         claims: list[Row] | None = None
         anchors: list[Row] | None = None
-        if services.claims_of is not None:
-            claims = await services.claims_of(text)
-        if services.anchors_of is not None:
-            anchors = await services.anchors_of(text)
+        if services.ownership is not None:
+            claims = await services.ownership.claims_of(text)
+            anchors = await services.ownership.anchors_of(text)
         return await page(
             "asset.html",
             title=row["name"],
@@ -154,8 +153,8 @@ def register(bp: Blueprint, services: WebServices) -> None:
             kind=media_kind(row.get("mime")),
             claims=claims,
             anchors=anchors,
-            can_publish=logged_in() and services.publish is not None,
-            bridge_off=services.publish is None,
+            can_publish=logged_in() and services.fediverse is not None,
+            bridge_off=services.fediverse is None,
         )
 
     @bp.post("/assets/<cid>/publish")
@@ -165,12 +164,14 @@ def register(bp: Blueprint, services: WebServices) -> None:
         text = _canonical(cid)
         if text is None:
             return await refuse(400, "Bad CID", f"{cid!r} is not a CID.")
-        if services.publish is None:
+        if services.fediverse is None:
             notice("Not published: the fediverse bridge is off on this node.")
         else:
             alt = (form.get("alt") or "").strip() or None
             try:
-                result = await services.publish(text, (form.get("text") or "").strip(), alt)
+                result = await services.fediverse.publish(
+                    text, (form.get("text") or "").strip(), alt
+                )
             except (ValueError, DagError) as exc:
                 notice(f"Not published: {exc}")
             else:

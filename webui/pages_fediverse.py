@@ -25,23 +25,24 @@ def register(bp: Blueprint, services: WebServices) -> None:
     @bp.get("/fediverse")
     @login_required
     async def fediverse() -> Response:
-        if services.followers is None or services.deliveries is None:
+        fediverse = services.fediverse
+        if fediverse is None:
             return await page("fediverse.html", title="Fediverse", bridge=None)
         state = (request.args.get("state") or "").strip() or None
         problem = None
-        bridge: Row = await services.followers()
+        bridge: Row = await fediverse.followers()
         try:
-            deliveries = await services.deliveries(state, LATEST)
+            deliveries = await fediverse.deliveries(state, LATEST)
         except ValueError as exc:
             problem, state = str(exc), None
-            deliveries = await services.deliveries(None, LATEST)
+            deliveries = await fediverse.deliveries(None, LATEST)
         stats = dict(deliveries.get("stats") or {})
         next_due = stats.pop("next_due", None)
         return await page(
             "fediverse.html",
             title="Fediverse",
             bridge=bridge,
-            me=services.identity(),
+            me=services.node.identity(),
             stats=stats,
             next_due=next_due,
             deliveries=deliveries.get("deliveries") or [],
@@ -54,20 +55,21 @@ def register(bp: Blueprint, services: WebServices) -> None:
         form = await checked_form()
         back = url_for(_BACK.get(form.get("back", ""), "webui.fediverse"))
         domain = (form.get("domain") or "").strip()
-        if services.block_domain is None or services.unblock_domain is None:
+        fediverse = services.fediverse
+        if fediverse is None:
             notice("The fediverse bridge is off on this node: there are no domain blocks.")
         elif not domain:
             notice("Name a domain, like spam.example.")
         elif block:
             try:
-                name = await services.block_domain(domain)
+                name = await fediverse.block(domain)
             except ValueError as exc:
                 notice(f"Not blocked: {exc}")
             else:
                 notice(f"Blocked {name} and its subdomains.")
         else:
             try:
-                lifted = await services.unblock_domain(domain)
+                lifted = await fediverse.unblock(domain)
             except ValueError as exc:
                 notice(f"Not unblocked: {exc}")
             else:

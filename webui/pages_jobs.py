@@ -52,14 +52,11 @@ def register(bp: Blueprint, services: WebServices) -> None:
         role: Any = request.args.get("role") or None
         if role not in ROLES:
             role = None
-        if services.jobs is None:
+        market = services.market
+        if market is None:
             return await page("jobs.html", title="Jobs", market=False, role=role, roles=ROLES)
-        rows = [_job_view(j) for j in await services.jobs(role, JOB_LIMIT)]
-        volunteers = (
-            [_volunteer_view(v) for v in await services.volunteers()]
-            if services.volunteers is not None
-            else []
-        )
+        rows = [_job_view(j) for j in await market.jobs(role, JOB_LIMIT)]
+        volunteers = [_volunteer_view(v) for v in await market.volunteers()]
         return await page(
             "jobs.html",
             title="Jobs",

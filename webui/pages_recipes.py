@@ -7,8 +7,8 @@ the progress page of a render.
   and its parameters as ``key=value, ...``. Step 1 takes the first asset, each later step the
   result of the one before; an effect with two inputs takes the second asset as its second.
 - ``POST /recipes/render`` (login + CSRF): builds the recipe document (the YAML recipe format
-  as a map), hands it to ``services.render`` which validates it with the renderer's own parser
-  (its message is shown on the form, status 400) and starts the render in the daemon's
+  as a map), hands it to ``services.render.render`` which validates it with the renderer's own
+  parser (its message is shown on the form, status 400) and starts the render in the daemon's
   nursery; redirects (303) to ``/renders/<id>``.
 - ``GET /renders/<id>`` (login): progress (``<div data-poll>`` that artdag.js polls), then
   links to the output asset and its provenance; ``GET /renders/<id>.json`` the state
@@ -61,7 +61,7 @@ class RenderState:
     finished: float | None = None
 
     def update(self, event: Row) -> None:
-        """Apply one event of ``WebServices.render`` (see webui/services.py)."""
+        """Apply one event of :meth:`webui.services.RenderPort.render`."""
         kind = event.get("event")
         if self.state != "running":
             return
@@ -223,7 +223,7 @@ def register(bp: Blueprint, services: WebServices) -> None:
     board = RenderBoard()
 
     def effect_rows() -> list[Row]:
-        rows = services.effects() if services.effects is not None else []
+        rows = services.render.effects() if services.render is not None else []
         return [
             e
             | {
@@ -236,7 +236,7 @@ def register(bp: Blueprint, services: WebServices) -> None:
     async def compose_page(
         status: int = 200, error: str | None = None, values: MultiDict[str, str] | None = None
     ) -> Response:
-        assets = await services.list_assets(None, 500, 0)
+        assets = await services.assets.list(None, 500, 0)
         return await page(
             "recipes.html",
             status=status,
@@ -258,7 +258,8 @@ def register(bp: Blueprint, services: WebServices) -> None:
     @bp.post("/recipes/render")
     async def recipes_render() -> Any:
         form = await checked_form()
-        if services.render is None:
+        render = services.render
+        if render is None:
             return await compose_page(503, "rendering is not available on this node", form)
         try:
             doc, bindings, summary = build_recipe(form, effect_rows())
@@ -266,7 +267,7 @@ def register(bp: Blueprint, services: WebServices) -> None:
             return await compose_page(400, str(exc), form)
         state = board.new(doc["name"], summary)
         try:
-            started = await services.render(doc, bindings, state.update)
+            started = await render.render(doc, bindings, state.update)
         except ValueError as exc:  # the renderer's RecipeError (one line) and bad CIDs
             return await compose_page(400, str(exc), form)
         state.recipe = started.get("recipe")

@@ -84,12 +84,11 @@ def register(bp: Blueprint, services: WebServices) -> None:
     @bp.get("/settings")
     @login_required
     async def settings() -> Response:
-        policy = None
-        if services.volunteer_policy is not None:
-            policy = {k: _shown(v) for k, v in services.volunteer_policy().items()}
-        pins = await services.pins() if services.pins is not None else None
-        pinning = await services.pin_policy() if services.pin_policy is not None else None
-        bridge = await services.followers() if services.followers is not None else None
+        policy = {k: _shown(v) for k, v in services.volunteer_policy.current().items()}
+        pins = await services.pins.list()
+        pinning = await services.pins.policy()
+        fediverse = services.fediverse
+        bridge = await fediverse.followers() if fediverse is not None else None
         return await page(
             "settings.html",
             title="Settings",
@@ -104,11 +103,8 @@ def register(bp: Blueprint, services: WebServices) -> None:
     @login_required
     async def settings_volunteer() -> Any:
         form = await checked_form()
-        if services.set_volunteer_policy is None:
-            notice("This node cannot change its volunteer policy from the web.")
-            return redirect(url_for("webui.settings"), 303)
         try:
-            await services.set_volunteer_policy(policy_values(form))
+            await services.volunteer_policy.save(policy_values(form))
         except ValueError as exc:  # ConfigError is a ValueError
             notice(f"Not saved: {exc}")
         else:
@@ -118,10 +114,8 @@ def register(bp: Blueprint, services: WebServices) -> None:
     async def change_pin(pin: bool) -> Any:
         form = await checked_form()
         cid = (form.get("cid") or "").strip()
-        action = services.pin if pin else services.unpin
-        if action is None:
-            notice("This node cannot change pins from the web.")
-        elif not cid:
+        action = services.pins.add if pin else services.pins.remove
+        if not cid:
             notice("Give a CID.")
         else:
             try:
@@ -136,18 +130,15 @@ def register(bp: Blueprint, services: WebServices) -> None:
     @login_required
     async def settings_gc() -> Any:
         await checked_form()
-        if services.collect_garbage is None:
-            notice("This node cannot collect garbage from the web.")
+        try:
+            report = await services.pins.collect()
+        except DagError as exc:
+            notice(f"Not collected: {exc}")
         else:
-            try:
-                report = await services.collect_garbage()
-            except DagError as exc:
-                notice(f"Not collected: {exc}")
-            else:
-                notice(
-                    f"Removed {report['removed']} blocks, freed {report['freed']} "
-                    f"in {report['seconds']:.1f} s."
-                )
+            notice(
+                f"Removed {report['removed']} blocks, freed {report['freed']} "
+                f"in {report['seconds']:.1f} s."
+            )
         return redirect(url_for("webui.settings") + "#pinning", 303)
 
     @bp.post("/settings/pin")

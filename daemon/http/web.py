@@ -1,79 +1,86 @@
-"""The daemon's services as the web UI's port (:class:`webui.WebServices`).
+"""The web UI's ports (:mod:`webui.services`) over the node API: one small adapter per feature.
 
-Thin adapters: each field calls the same service the CLI and the JSON API call, and returns the
-JSON shapes the API returns. Features not running on this node (no market without P2P, no
-bridge when disabled) are left ``None`` and their pages say so.
+The pages are one more thin adapter over the node, like the CLI and the JSON routes: each
+adapter here calls the in-process node API (:func:`daemon.nodeapi.local_api`) or, where the
+pages show more than the API returns (claims with their anchor times, the store's usage
+against the quota), the same services it uses, opened through :class:`daemon.services.Services`.
+Replies are the JSON shapes the API returns. Features not running on this node (no market
+without P2P, no bridge when it is off) are left ``None`` and their pages say so.
 """
 
 from __future__ import annotations
 
 import shutil
-import tomllib
 from collections.abc import AsyncIterable
-from dataclasses import fields
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
-import tomli_w
 import trio
 
 from activitypub_bridge import DeliveryError
-from daemon.config import ConfigError, VolunteerConfig, load_config
-from daemon.core.pins.service import PinService
-from dag import StoreUsage, cid_to_str, parse_cid
+from daemon.core.render.web import WebRender, web_render
+from daemon.http.web_settings import CachedUsage, VolunteerPolicyFile, WebPins, human
+from daemon.nodeapi import local_api
+from daemon.nodeapi.fediverse import FediverseApi
+from daemon.nodeapi.market import MarketApi
+from daemon.services import Services
+from dag import cid_to_str, parse_cid
+from renderer.effects import BUILTIN_EFFECTS
 from webui import WebServices
-
-if TYPE_CHECKING:
-    from daemon.core.fediverse import ActivityPubService
-    from daemon.core.node import Node
-    from daemon.core.ownership.anchors import AnchorService
-    from daemon.core.ownership.claims import ClaimsService
+from webui.services import OnRenderEvent, Row, Tags
 
 __all__ = ["web_services"]
 
-Row = dict[str, Any]
+
+async def web_services(services: Services, nursery: trio.Nursery) -> WebServices:
+    """The web UI's ports over the node's ``services``; renders started from the recipe page
+    run in ``nursery`` (the daemon's: they outlive the request)."""
+    config = services.config
+    api = local_api(services)
+    sizes = CachedUsage(services.node.store)
+    return WebServices(
+        node=NodeStatus(services, sizes),
+        assets=WebAssets(services, sizes),
+        pins=WebPins(api.pins, services, sizes),
+        volunteer_policy=VolunteerPolicyFile(config.home, config.config_path),
+        render=WebRecipes(web_render(await services.renders(), nursery)),
+        ownership=WebOwnership(services),
+        market=WebMarket(api.market) if services.network is not None else None,
+        fediverse=WebFediverse(api.fediverse) if config.activitypub.enabled else None,
+    )
 
 
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+def utc(seconds: float | None) -> str | None:
+    """Unix seconds as ``2024-05-01 12:00:00Z`` for the pages."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def web_services(
-    node: Node,
-    *,
-    claims: ClaimsService | None = None,
-    anchors: AnchorService | None = None,
-    activitypub: ActivityPubService | None = None,
-    render: Any = None,
-    pins: PinService | None = None,
-) -> WebServices:
-    """``render`` is the recipe page's render function (``daemon.core.render.web``), if any;
-    ``pins`` the node's pin service (required)."""
-    config = node.config
-    sizes = _CachedUsage(node.store)
+class NodeStatus:
+    """The home page's figures and the header's creator."""
 
-    async def status() -> Row:
-        data = await node.status()
+    def __init__(self, services: Services, sizes: CachedUsage) -> None:
+        self._services, self._sizes = services, sizes
+
+    async def status(self) -> Row:
+        services, config = self._services, self._services.config
+        data = await services.node.status()
         usage = await trio.to_thread.run_sync(shutil.disk_usage, config.home)
-        stored = (await sizes.get()).bytes
+        stored = (await self._sizes.get()).bytes
         data |= {
             "storage": stored,
-            "storage_human": _human(stored),
-            "disk_free_human": _human(usage.free),
+            "storage_human": human(stored),
+            "disk_free_human": human(usage.free),
             "peers": None,
             "peer_id": None,
             "followers": None,
             "deliveries_pending": None,
         }
-        if node.network is not None:
-            data["peers"] = len(node.network.peers())
-            data["peer_id"] = node.network.info().peer_id
-        if activitypub is not None:
+        if services.network is not None:
+            data["peers"] = len(services.network.peers())
+            data["peer_id"] = services.network.info().peer_id
+        if config.activitypub.enabled:
+            activitypub = await services.activitypub()
             count = await trio.to_thread.run_sync(
                 activitypub.followers.count, activitypub.creator.username
             )
@@ -86,92 +93,93 @@ def web_services(
             )
         return data
 
-    async def list_assets(tag: str | None, limit: int, offset: int) -> list[Row]:
-        return [row.to_json() for row in await node.assets(tag, limit, offset)]
-
-    async def asset(cid: str) -> Row | None:
-        row = await node.asset(parse_cid(cid))
-        return None if row is None else row.to_json()
-
-    async def add_asset(
-        chunks: AsyncIterable[bytes], name: str, tags: list[str], mime: str | None
-    ) -> Row:
-        added = await node.add_stream(chunks, name=name, tags=tags, mime=mime)
-        sizes.stale()
-        return added.asset.to_json() | {"existed": added.existed}
-
-    def identity() -> Row:
+    def identity(self) -> Row:
+        config = self._services.config
         site = config.bridge_site()
         return {
-            "did": node.did,
+            "did": self._services.node.did,
             "user": config.node.user,
             "handle": f"@{config.node.user}@{site.domain}",
-            "actor": site.actor_id(config.node.user) if activitypub is not None else None,
+            "actor": site.actor_id(config.node.user) if config.activitypub.enabled else None,
         }
 
-    services = WebServices(
-        status=status,
-        list_assets=list_assets,
-        asset=asset,
-        add_asset=add_asset,
-        identity=identity,
-        render=render,
-    )
 
-    if claims is not None:
-        claims_service = claims
+class WebAssets:
+    """The assets pages: the list, one asset, an upload (the usage figure is re-measured
+    after one)."""
 
-        async def claims_of(cid: str) -> list[Row]:
-            """Claims on ``cid``, oldest first; ``split`` in percent per role."""
-            found = await claims_service.claims(parse_cid(cid))
-            out = []
-            for claim_cid, record in found:
-                anchored = None
-                if anchors is not None:
-                    anchored = await trio.to_thread.run_sync(anchors.earliest_time, claim_cid)
-                out.append(
-                    {
-                        "cid": claim_cid,
-                        "claimant": record.get("signer"),
-                        "split": {k: v / 100 for k, v in (record.get("split") or {}).items()},
-                        "license": record.get("license"),
-                        "created": record.get("created"),
-                        "anchored": _utc(anchored) if anchored is not None else None,
-                    }
-                )
-            return sorted(out, key=lambda r: str(r["created"] or ""))
+    def __init__(self, services: Services, sizes: CachedUsage) -> None:
+        self._api = local_api(services).assets
+        self._node, self._sizes = services.node, sizes
 
-        services.claims_of = claims_of
+    async def list(self, tag: str | None, limit: int, offset: int) -> list[Row]:
+        return [row.to_json() for row in await self._api.list(tag, limit, offset)]
 
-    if anchors is not None:
-        anchor_service = anchors
+    async def get(self, cid: str) -> Row | None:
+        row = await self._node.asset(parse_cid(cid))
+        return None if row is None else row.to_json()
 
-        async def anchors_of(cid: str) -> list[Row]:
-            """Anchors covering ``cid`` itself, its asset record or a claim on it (the
-            anchored leaves are records, not the content), each once, with ``covers``."""
-            text = cid_to_str(parse_cid(cid))
-            covered: list[tuple[str, str]] = [(text, "content")]
-            row = await node.asset(text)
-            if row is not None:
-                covered.append((row.record, "asset record"))
-            if claims is not None:
-                covered += [(c, "claim") for c, _ in await claims.claims(parse_cid(text))]
-            out: dict[str, Row] = {}
-            for leaf, what in covered:
-                found = await trio.to_thread.run_sync(anchor_service.anchor_of, leaf)
-                if found is not None and found.record not in out:
-                    out[found.record] = found.to_json() | {
-                        "covers": what,
-                        "leaf": leaf,
-                        "time": _utc(found.block_time) if found.block_time else None,
-                    }
-            return list(out.values())
+    async def add(
+        self, chunks: AsyncIterable[bytes], name: str, tags: Tags, mime: str | None
+    ) -> Row:
+        added = await self._node.add_stream(chunks, name=name, tags=tags, mime=mime)
+        self._sizes.stale()
+        return added.asset.to_json() | {"existed": added.existed}
 
-        services.anchors_of = anchors_of
 
-    from renderer.effects import BUILTIN_EFFECTS
+class WebOwnership:
+    """A work's claims and anchors, as its public page shows them (with anchor times)."""
 
-    def effects() -> list[Row]:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def claims_of(self, cid: str) -> list[Row]:
+        claims, anchors = await self._services.claims(), await self._services.anchors()
+        out = []
+        for claim_cid, record in await claims.claims(parse_cid(cid)):
+            anchored = await trio.to_thread.run_sync(anchors.earliest_time, claim_cid)
+            out.append(
+                {
+                    "cid": claim_cid,
+                    "claimant": record.get("signer"),
+                    "split": {k: v / 100 for k, v in (record.get("split") or {}).items()},
+                    "license": record.get("license"),
+                    "created": record.get("created"),
+                    "anchored": utc(anchored) if anchored is not None else None,
+                }
+            )
+        return sorted(out, key=lambda r: str(r["created"] or ""))
+
+    async def anchors_of(self, cid: str) -> list[Row]:
+        """The anchored leaves are records, not the content: anchors of ``cid`` itself, of
+        its asset record and of each claim on it count, each anchor once."""
+        claims, anchors = await self._services.claims(), await self._services.anchors()
+        text = cid_to_str(parse_cid(cid))
+        covered: list[tuple[str, str]] = [(text, "content")]
+        row = await self._services.node.asset(text)
+        if row is not None:
+            covered.append((row.record, "asset record"))
+        covered += [(c, "claim") for c, _ in await claims.claims(parse_cid(text))]
+        out: dict[str, Row] = {}
+        for leaf, what in covered:
+            found = await trio.to_thread.run_sync(anchors.anchor_of, leaf)
+            if found is not None and found.record not in out:
+                out[found.record] = found.to_json() | {
+                    "covers": what,
+                    "leaf": leaf,
+                    "time": utc(found.block_time) if found.block_time else None,
+                }
+        return list(out.values())
+
+
+class WebRecipes:
+    """The recipe page: the built-in effects with their parameters' ranges, and renders run
+    by ``render`` (:func:`daemon.core.render.web.web_render`)."""
+
+    def __init__(self, render: WebRender) -> None:
+        self._render = render
+
+    def effects(self) -> list[Row]:
         return [
             {
                 "name": e.name,
@@ -194,157 +202,49 @@ def web_services(
             for e in BUILTIN_EFFECTS.values()
         ]
 
-    services.effects = effects
-
-    if node.market_store is not None:
-        store = node.market_store
-
-        async def jobs(role: str | None, limit: int) -> list[Row]:
-            rows = await trio.to_thread.run_sync(store.jobs, role, limit)
-            return [r.to_json() for r in rows]
-
-        async def volunteers() -> list[Row]:
-            rows = await trio.to_thread.run_sync(store.volunteers)
-            return [r.to_json(config.market.trust_after) for r in rows]
-
-        services.jobs, services.volunteers = jobs, volunteers
-
-    if activitypub is not None:
-        ap = activitypub
-
-        async def followers() -> Row:
-            view = await ap.followers_view()
-            for row in view["followers"]:
-                row["inbox"] = row.pop("shared_inbox") or row["inbox"]
-                row["since"] = _utc(row["since"])
-            return view
-
-        async def deliveries(state: str | None, limit: int) -> Row:
-            """``{"stats": {state: n, ..., "next_due"}, "deliveries": [rows]}``; ValueError
-            for an unknown state."""
-            try:
-                return await ap.deliveries(state or None, max(1, min(limit, 1000)))
-            except DeliveryError as exc:
-                raise ValueError(str(exc)) from None
-
-        async def publish(cid: str, text: str, alt: str | None) -> Row:
-            """Raises ValueError (a bad CID, not an asset, text too long)."""
-            return (await ap.publish(cid, text, alt)).to_json()
-
-        async def block_domain(domain: str) -> str:
-            """The normalised block; ValueError for a bad domain."""
-            return await ap.block(domain)
-
-        async def unblock_domain(domain: str) -> bool:
-            """True if there was a stored block; ValueError for a bad domain."""
-            return await ap.unblock(domain)
-
-        services.followers, services.deliveries, services.publish = followers, deliveries, publish
-        services.block_domain, services.unblock_domain = block_domain, unblock_domain
-
-    if pins is None:  # F2: one PinService per node, from daemon.services.Services.pins()
-        raise ValueError("web_services needs the node's PinService")
-    pin_service = pins
-
-    async def list_pins() -> list[Row]:
-        """Pins, each with its reasons and what it is (assets first)."""
-        return [view.to_json() for view in await pin_service.views()]
-
-    async def pin(cid: str) -> None:
-        """Pin for the operator (``explicit``); ValueError for a bad CID or one the node
-        cannot get."""
-        await pin_service.add(cid)
-
-    async def unpin(cid: str) -> None:
-        """Drop the operator's reasons; ValueError for a bad CID or one not pinned so."""
-        await pin_service.remove(cid)
-
-    async def pin_policy() -> Row:
-        usage = await sizes.get()
-        last = pin_service.last_round
-        return {
-            "follow_creators": list(config.pinning.follow_creators),
-            "popular_count": config.pinning.popular_count,
-            "quota": _human(config.pinning.quota_bytes) if config.pinning.quota_bytes else None,
-            "quota_percent": round(100 * usage.bytes / config.pinning.quota_bytes)
-            if config.pinning.quota_bytes
-            else None,
-            "usage": _human(usage.bytes),
-            "blocks": usage.blocks,
-            "last_round": last.to_json() if last else None,
-            "last_gc": pin_service.last_gc,
-            "gc_freed": _human(int(pin_service.last_gc["freed_bytes"]))
-            if pin_service.last_gc
-            else None,
-        }
-
-    async def collect_garbage() -> Row:
-        report = (await pin_service.collect()).to_json()
-        sizes.stale()
-        return report | {"freed": _human(int(report["freed_bytes"]))}
-
-    services.pin_policy, services.collect_garbage = pin_policy, collect_garbage
-    services.pins, services.pin, services.unpin = list_pins, pin, unpin
-
-    keys = [f.name for f in fields(VolunteerConfig)]
-
-    def volunteer_policy() -> Row:
-        """The ``[volunteer]`` values as config.toml and the defaults give them (the
-        ``ARTDAG_*`` variables the daemon was started with are not applied here)."""
-        current = load_config(config.home, environ={}).volunteer
-        return {key: getattr(current, key) for key in keys}
-
-    async def set_volunteer_policy(values: Row) -> Row:
-        """Write ``[volunteer]`` values to config.toml, checked first the way the daemon reads
-        them (ConfigError naming ``[volunteer] key``); the file is replaced atomically."""
-
-        def write() -> Row:
-            unknown = [k for k in values if k not in keys]
-            if unknown:
-                raise ConfigError(f"unknown [volunteer] key {unknown[0]!r}")
-            # named "[volunteer] key" in a ConfigError, as the settings form calls it
-            tables = {"volunteer": dict(values)}
-            checked = load_config(config.home, environ={}, tables=tables).volunteer
-            path = config.config_path
-            document = tomllib.loads(path.read_text()) if path.exists() else {}
-            section = dict(document.get("volunteer", {}))
-            for key in values:
-                value = getattr(checked, key)
-                section[key] = list(value) if isinstance(value, tuple) else value
-            document["volunteer"] = section
-            tmp = path.with_name(path.name + ".new")
-            tmp.write_text(tomli_w.dumps(document))
-            tmp.replace(path)
-            return volunteer_policy()
-
-        return await trio.to_thread.run_sync(write)
-
-    services.volunteer_policy = volunteer_policy
-    services.set_volunteer_policy = set_volunteer_policy
-    return services
+    async def render(self, doc: Row, inputs: dict[str, str], on_event: OnRenderEvent) -> Row:
+        return await self._render(doc, inputs, on_event)
 
 
-def _utc(seconds: float | None) -> str | None:
-    """Unix seconds as ``2024-05-01 12:00:00Z`` for the pages."""
-    if seconds is None:
-        return None
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+class WebMarket:
+    """The jobs page over the node API's market."""
+
+    def __init__(self, market: MarketApi) -> None:
+        self._market = market
+
+    async def jobs(self, role: str | None, limit: int) -> list[Row]:
+        return [row.to_json() for row in await self._market.jobs(role, limit)]
+
+    async def volunteers(self) -> list[Row]:
+        rows: list[Row] = (await self._market.volunteers()).to_json()["volunteers"]
+        return rows
 
 
-class _CachedUsage:
-    """The store's usage (``Blockstore.usage``, a walk over every block), re-measured at most
-    once a minute or after :meth:`stale`."""
+class WebFediverse:
+    """The fediverse page over the node API's bridge calls."""
 
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.value = StoreUsage(0, 0)
-        self.at = -1e9
+    def __init__(self, fediverse: FediverseApi) -> None:
+        self._fediverse = fediverse
 
-    def stale(self) -> None:
-        self.at = -1e9
+    async def followers(self) -> Row:
+        view = (await self._fediverse.followers()).to_json()
+        for row in view["followers"]:
+            row["inbox"] = row.pop("shared_inbox") or row["inbox"]
+            row["since"] = utc(row["since"])
+        return view
 
-    async def get(self) -> StoreUsage:
-        if trio.current_time() - self.at > 60:
-            self.value = await self.store.usage()
-            self.at = trio.current_time()
-        return self.value
+    async def deliveries(self, state: str | None, limit: int) -> Row:
+        try:
+            found = await self._fediverse.deliveries(state or None, max(1, min(limit, 1000)))
+        except DeliveryError as exc:
+            raise ValueError(str(exc)) from None
+        return found.to_json()
+
+    async def publish(self, cid: str, text: str, alt: str | None) -> Row:
+        return (await self._fediverse.publish(cid, text, alt)).to_json()
+
+    async def block(self, domain: str) -> str:
+        return await self._fediverse.block(domain)
+
+    async def unblock(self, domain: str) -> bool:
+        return await self._fediverse.unblock(domain)
