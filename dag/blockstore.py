@@ -12,28 +12,17 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from multiformats import CID
 
 from .cids import Block
+from .completeness import IncompletePin, completeness_steps
 from .errors import BlockCorrupt, BlockNotFound, CidError, StoreError
-
-if TYPE_CHECKING:  # dag.gc walks with dag.walk, which imports this module
-    from .completeness import IncompletePin
-    from .gc import DagSize, GcReport, StoreUsage
+from .gc import DagSize, GcReport, StoreUsage, drive_async, measure_steps
+from .pin import Pin
 
 __all__ = ["Blockstore", "Pin", "VerifyReport"]
-
-
-@dataclass(frozen=True, slots=True)
-class Pin:
-    """A pinned CID: recursive if any of its reasons pins it recursively; ``reasons`` are
-    the names in :data:`dag.pin_table.PIN_REASONS`, sorted."""
-
-    cid: CID
-    recursive: bool = True
-    reasons: tuple[str, ...] = ("local",)
 
 
 @dataclass(slots=True)
@@ -111,9 +100,6 @@ class Blockstore(ABC):
     async def check_pins(self) -> tuple[int, list[IncompletePin]]:
         """(pins walked, the incomplete ones): each recursive pin's whole DAG, each direct
         pin's block. A block that fails its hash counts as missing here."""
-        from .completeness import completeness_steps
-        from .gc import drive_async
-
         pins = await self.pins()
 
         async def read(cid: CID) -> bytes | None:
@@ -153,15 +139,11 @@ class Blockstore(ABC):
         """Blocks and bytes of the DAG under ``root`` held locally (the root block only if not
         ``recursive``), counting only blocks whose multihash key is not yet in ``seen`` (and
         adding them); missing blocks are counted in ``missing``, never raised."""
-        from .gc import drive_async, measure_steps
-
         steps = measure_steps(root, recursive=recursive, seen=set() if seen is None else seen)
         return await drive_async(steps, self._block_or_none)
 
     async def usage(self) -> StoreUsage:
         """Every block held and their bytes (the base class reads each block)."""
-        from .gc import StoreUsage
-
         usage = StoreUsage()
         async for cid in self.cids():
             data = await self._block_or_none(cid)

@@ -31,7 +31,8 @@ from .blockstore import Blockstore
 from .cids import Block, cid_to_str, decode_cid_bytes, multihash_key
 from .dagcbor import decode, encode
 from .errors import BlockCorrupt, CarError, CidError, CodecError
-from .walk import links_of, walk_dag
+from .links import links_of
+from .walk import walk_dag
 
 __all__ = ["CarImportResult", "CarReader", "encode_header", "file_chunks", "import_car", "iter_car"]
 

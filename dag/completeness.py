@@ -20,10 +20,10 @@ from typing import Any
 
 from multiformats import CID
 
-from .blockstore import Pin
 from .cids import cid_to_str, multihash_key
 from .errors import CodecError
-from .walk import links_of
+from .links import links_of
+from .pin import Pin
 
 __all__ = ["MAX_LISTED", "IncompletePin", "completeness_steps"]
 

@@ -53,7 +53,7 @@ from multiformats import CID
 
 from .cids import cid_to_str, multihash_key
 from .errors import CodecError, StoreError
-from .walk import links_of
+from .links import links_of
 
 __all__ = [
     "BlockAnswer",

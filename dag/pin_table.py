@@ -21,9 +21,9 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .blockstore import Pin
 from .cids import parse_cid
 from .errors import StoreError
+from .pin import Pin
 from .sqlite_db import open_sqlite
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Following links: which CIDs a block points to, and a depth-first walk of a whole DAG."""
+"""A depth-first walk of a whole DAG (``links_of``, which it follows, lives in :mod:`dag.links`
+and is re-exported here)."""
 
 from __future__ import annotations
 
@@ -8,23 +9,9 @@ from multiformats import CID
 
 from .blockstore import Blockstore
 from .cids import multihash_key
-from .dagcbor import decode, iter_links
-from .dagpb import decode_node
-from .errors import CodecError
+from .links import links_of
 
 __all__ = ["links_of", "walk_dag"]
-
-
-def links_of(cid: CID, data: bytes) -> list[CID]:
-    """The CIDs a block links to, in order; raw blocks have none."""
-    codec = cid.codec.name
-    if codec == "raw":
-        return []
-    if codec == "dag-pb":
-        return [link.cid for link in decode_node(data).links]
-    if codec == "dag-cbor":
-        return list(iter_links(decode(data)))
-    raise CodecError(f"cannot follow links of codec {codec}")
 
 
 async def walk_dag(
