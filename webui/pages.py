@@ -195,6 +195,26 @@ def add_pages(
         static_folder="static",
         static_url_path="/static",
     )
+    _add_login_routes(bp, password, sessions, trust_forwarded_for)
+
+    @bp.get("/")
+    @login_required
+    async def home() -> Response:
+        status = await services.node.status()
+        return await page("home.html", title="Home", node=status, me=services.node.identity())
+
+    from . import pages_assets, pages_fediverse, pages_jobs, pages_recipes, pages_settings
+
+    for module in (pages_assets, pages_recipes, pages_jobs, pages_fediverse, pages_settings):
+        module.register(bp, services)
+    app.register_blueprint(bp)
+
+
+def _add_login_routes(
+    bp: Blueprint, password: PasswordFile, sessions: LiveSessions, trust_forwarded_for: bool
+) -> None:
+    """Login (throttled per client), logout and the refusal page of a form without its CSRF
+    token."""
     throttle = LoginThrottle()
 
     @bp.app_errorhandler(FormRefused)
@@ -257,15 +277,3 @@ def add_pages(
         await trio.to_thread.run_sync(sessions.close, session.get("sid"))
         session.clear()
         return redirect(url_for("webui.login"))
-
-    @bp.get("/")
-    @login_required
-    async def home() -> Response:
-        status = await services.node.status()
-        return await page("home.html", title="Home", node=status, me=services.node.identity())
-
-    from . import pages_assets, pages_fediverse, pages_jobs, pages_recipes, pages_settings
-
-    for module in (pages_assets, pages_recipes, pages_jobs, pages_fediverse, pages_settings):
-        module.register(bp, services)
-    app.register_blueprint(bp)

@@ -81,9 +81,17 @@ def _canonical(cid: str) -> str | None:
         return None
 
 
+async def refuse(status: int, title: str, message: str) -> Response:
+    return await page("error.html", status=status, title=title, message=message)
+
+
 def register(bp: Blueprint, services: WebServices) -> None:
-    async def refuse(status: int, title: str, message: str) -> Response:
-        return await page("error.html", status=status, title=title, message=message)
+    _register_list(bp, services)
+    _register_work(bp, services)
+
+
+def _register_list(bp: Blueprint, services: WebServices) -> None:
+    """The owner's list and the upload."""
 
     @bp.get("/assets")
     @login_required
@@ -131,6 +139,10 @@ def register(bp: Blueprint, services: WebServices) -> None:
         else:
             notice(f"Added {row['name']} ({human_size(row.get('size'))}).")
         return redirect(url_for("webui.asset_detail", cid=row["cid"]), 303)
+
+
+def _register_work(bp: Blueprint, services: WebServices) -> None:
+    """A work's public page and its publishing to the fediverse."""
 
     @bp.get("/assets/<cid>")
     async def asset_detail(cid: str) -> Response:
