@@ -38,12 +38,10 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from renderer.errors import InputRefused
-
-if TYPE_CHECKING:
-    from renderer.probe import MediaInfo
+from renderer.media_info import MediaInfo
 
 __all__ = ["DEFAULT_CODECS", "DEFAULT_CONTAINERS", "Limits", "check_media"]
 

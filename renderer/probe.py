@@ -27,52 +27,14 @@ from __future__ import annotations
 import os
 import re
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from renderer.errors import InputRefused
 from renderer.limits import Limits, check_media
+from renderer.media_info import MediaInfo, StreamInfo
 from renderer.sandbox import global_args, input_args, open_inputs, run_sandboxed
 
 __all__ = ["MediaInfo", "StreamInfo", "parse_probe_output", "probe"]
-
-
-@dataclass(frozen=True)
-class StreamInfo:
-    """One stream as probed; sizes and rates are None when they do not apply."""
-
-    index: int
-    kind: Literal["video", "audio", "other"]
-    codec: str
-    width: int | None = None
-    height: int | None = None
-    fps: float | None = None
-    sample_rate: int | None = None
-    channels: int | None = None
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    """A probed file: ``demuxer`` is the name to force with ``-f`` (e.g. ``matroska``),
-    ``container`` ffmpeg's full demuxer name (e.g. ``matroska,webm``)."""
-
-    path: Path
-    size: int
-    container: str
-    demuxer: str
-    duration: float | None
-    streams: tuple[StreamInfo, ...]
-
-    @property
-    def video(self) -> StreamInfo | None:
-        """The first video stream, if any."""
-        return next((s for s in self.streams if s.kind == "video"), None)
-
-    @property
-    def audio(self) -> StreamInfo | None:
-        """The first audio stream, if any."""
-        return next((s for s in self.streams if s.kind == "audio"), None)
 
 
 _INPUT = re.compile(r"Input #0, ([a-z0-9_,]+), from 'fd:':\Z")

@@ -31,6 +31,10 @@ docs/decisions.md "ffmpeg and rendering":
 
 Graph and output options are checked against ``renderer.allowlist`` and inputs re-checked
 against ``renderer.limits`` before the process starts.
+
+This module builds and runs the ffmpeg commands; one process in the sandbox (the namespace, the
+rlimits, the timeout, the output bounds) is :mod:`renderer.sandbox_process`, whose public names
+are re-exported here.
 """
 
 from __future__ import annotations
@@ -39,17 +43,11 @@ import hashlib
 import math
 import os
 import secrets
-import shutil
-import signal
 import stat
-import subprocess
-import tempfile
-import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -63,15 +61,11 @@ from renderer.allowlist import (
 from renderer.errors import (
     GraphRefused,
     InputRefused,
-    RenderFailed,
-    RenderTimeout,
-    SandboxUnavailable,
 )
 from renderer.ffmpeg_build import ffmpeg_exe
 from renderer.limits import Limits, check_media
-
-if TYPE_CHECKING:
-    from renderer.probe import MediaInfo
+from renderer.media_info import MediaInfo
+from renderer.sandbox_process import SandboxResult, failure, isolation_prefix, run_sandboxed
 
 __all__ = [
     "SWS_FLAGS",
@@ -90,10 +84,6 @@ __all__ = [
 ]
 
 SWS_FLAGS = "bicubic+accurate_rnd+bitexact"
-_STDERR_HEAD = 256 * 1024
-_STDERR_TAIL = 4096
-_FSIZE_MARGIN = 64 * 1024 * 1024
-_ENV = {"LC_ALL": "C", "AV_LOG_FORCE_NOCOLOR": "1", "PATH": "/usr/bin:/bin"}
 
 
 @dataclass(frozen=True)
@@ -115,236 +105,6 @@ class RunReport:
     stderr_tail: str
     # "SHA256=<hex>" of the decoded content of output stream ``hash_stream`` (see run_ffmpeg)
     stream_hash: str | None = None
-
-
-@dataclass(frozen=True)
-class SandboxResult:
-    """Raw result of one sandboxed process (``run_sandboxed``)."""
-
-    returncode: int
-    stdout: bytes
-    stderr_head: str
-    stderr_tail: str
-    seconds: float
-    argv: tuple[str, ...]
-    isolated: bool
-
-
-# ---- isolation -------------------------------------------------------------------------
-
-_isolation: tuple[tuple[str, ...], str] | None = None
-
-
-async def _try(argv: list[str]) -> str | None:
-    """Run a probe command; None when it succeeded, else why it failed."""
-    try:
-        done = await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
-    except OSError as exc:
-        return str(exc)
-    if done.returncode == 0:
-        return None
-    return _last_line(done.stderr.decode("utf-8", "replace")) or f"exit {done.returncode}"
-
-
-async def isolation_prefix() -> tuple[tuple[str, ...], str]:
-    """The argv prefix that puts a command in a new network namespace, and why if empty.
-
-    Tried once per process: ``unshare -n`` (root), then ``unshare -rn`` (user namespace).
-    """
-    global _isolation
-    if _isolation is not None:
-        return _isolation
-    unshare = shutil.which("unshare")
-    true = shutil.which("true") or "/bin/true"
-    if unshare is None:
-        _isolation = ((), "the unshare command (util-linux) is not installed")
-        return _isolation
-    reasons = []
-    for flags in ("-n", "-rn"):
-        why = await _try([unshare, flags, true])
-        if why is None:
-            _isolation = ((unshare, flags), "")
-            return _isolation
-        reasons.append(f"unshare {flags}: {why}")
-    _isolation = ((), "cannot create a network namespace (" + "; ".join(reasons) + ")")
-    return _isolation
-
-
-def _rlimit_prefix(limits: Limits, fsize: int) -> list[str]:
-    """``prlimit`` with the rlimits, then ``nice -n N`` when ``limits.niceness`` > 0."""
-    prlimit = shutil.which("prlimit")
-    if prlimit is None:
-        raise SandboxUnavailable("the prlimit command (util-linux) is not installed")
-    prefix = [
-        prlimit,
-        f"--as={limits.memory_bytes}",
-        f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 5}",
-        f"--nofile={limits.nofile}",
-        f"--fsize={fsize}",
-        "--core=0",
-        "--",
-    ]
-    if limits.niceness > 0:
-        nice = shutil.which("nice")
-        if nice is None:
-            raise SandboxUnavailable("the nice command (coreutils) is not installed")
-        prefix += [nice, "-n", str(limits.niceness)]
-    return prefix
-
-
-# ---- running one process ---------------------------------------------------------------
-
-
-def _kill_group(process: trio.Process) -> None:
-    if process.returncode is not None:
-        return
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-async def run_sandboxed(
-    argv: Sequence[str],
-    limits: Limits,
-    *,
-    pass_fds: Sequence[int] = (),
-    on_stdout_line: Callable[[bytes], None] | None = None,
-    on_stdout_chunk: Callable[[bytes | bytearray], None] | None = None,
-    max_stdout: int = 1024 * 1024,
-    keep_stdout: bool = True,
-    fsize: int | None = None,
-    timeout_s: float | None = None,
-    cwd: Path | None = None,
-) -> SandboxResult:
-    """Run ``argv`` inside the sandbox (network namespace, rlimits, own process group,
-    minimal environment, empty private working directory) and collect its output
-    (stdout only when ``keep_stdout``; ``on_stdout_line`` sees every line and
-    ``on_stdout_chunk`` every chunk either way).
-
-    Every ffmpeg the renderer starts goes through here; tests also run ``cat /proc/net/dev``
-    through it to look inside the namespace. Raises SandboxUnavailable, RenderTimeout (wall
-    clock or CPU limit) or RenderFailed (stdout over ``max_stdout``); a non-zero exit is
-    returned, not raised. Cancelling the caller kills the process group before returning.
-    """
-    prefix, why = await isolation_prefix()
-    if not prefix and limits.require_isolation:
-        raise SandboxUnavailable(f"isolation required but not possible here: {why}")
-    fsize = fsize if fsize is not None else limits.max_output_bytes + _FSIZE_MARGIN
-    full = (*prefix, *_rlimit_prefix(limits, fsize), *argv)
-    timeout = limits.timeout_s if timeout_s is None else timeout_s
-    stdout = bytearray()
-    head = bytearray()
-    tail = bytearray()
-    started = time.monotonic()
-    with ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="artdag-ffmpeg-")))
-        process = await trio.lowlevel.open_process(
-            list(full),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            pass_fds=tuple(pass_fds),
-            cwd=str(cwd or workdir),
-            env=dict(_ENV),
-        )
-        overflow = False
-
-        async def read_stdout() -> None:
-            nonlocal overflow
-            assert process.stdout is not None
-            pending = b""
-            while chunk := await process.stdout.receive_some(1 << 20):
-                if on_stdout_chunk is not None:
-                    on_stdout_chunk(chunk)
-                if keep_stdout:
-                    if len(stdout) + len(chunk) > max_stdout:
-                        overflow = True
-                        _kill_group(process)
-                        return
-                    stdout.extend(chunk)
-                if on_stdout_line is not None:
-                    pending += chunk
-                    *lines, pending = pending.split(b"\n")
-                    pending = pending[-65536:]
-                    for line in lines:
-                        on_stdout_line(line)
-
-        async def read_stderr() -> None:
-            assert process.stderr is not None
-            while chunk := await process.stderr.receive_some(65536):
-                room = _STDERR_HEAD - len(head)
-                if room > 0:
-                    head.extend(chunk[:room])
-                tail.extend(chunk)
-                del tail[:-_STDERR_TAIL]
-
-        timed_out = False
-        try:
-            with trio.move_on_after(timeout) as scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(read_stdout)
-                    nursery.start_soon(read_stderr)
-                    await process.wait()
-            timed_out = scope.cancelled_caught
-        finally:
-            _kill_group(process)
-            with trio.CancelScope(shield=True):
-                await process.wait()
-                for pipe in (process.stdout, process.stderr):
-                    if pipe is not None:
-                        await pipe.aclose()
-    seconds = time.monotonic() - started
-    tail_text = tail.decode("utf-8", "replace")
-    if timed_out:
-        raise RenderTimeout(f"killed after the {timeout:g} s timeout: {_last_line(tail_text)}")
-    if process.returncode == -signal.SIGXCPU:
-        raise RenderTimeout(f"killed by the CPU limit (cpu_seconds={limits.cpu_seconds})")
-    if process.returncode == -signal.SIGKILL and not overflow:
-        raise RenderTimeout(
-            f"killed by the CPU hard limit (cpu_seconds={limits.cpu_seconds}) "
-            f"or for lack of memory: {_last_line(tail_text)}"
-        )
-    if overflow:
-        raise RenderFailed(f"process wrote more than {max_stdout} bytes to stdout")
-    assert process.returncode is not None  # waited for above
-    return SandboxResult(
-        returncode=process.returncode,
-        stdout=bytes(stdout),
-        stderr_head=head.decode("utf-8", "replace"),
-        stderr_tail=tail_text,
-        seconds=seconds,
-        argv=tuple(full),
-        isolated=bool(prefix),
-    )
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output)"
-
-
-def failure(result: SandboxResult, limits: Limits, what: str = "ffmpeg") -> RenderFailed:
-    """A one-line RenderFailed from a non-zero exit, saying which limit when we can tell."""
-    text = result.stderr_tail
-    interesting = [
-        line.strip()
-        for line in text.splitlines()
-        if line.strip() and not line.lstrip().startswith(("frame=", "size=", "Conversion failed"))
-    ]
-    detail = " | ".join(interesting[-3:]) if interesting else "(no output)"
-    rc = result.returncode
-    if "Cannot allocate memory" in text or (rc == -signal.SIGSEGV and "alloc" in text):
-        return RenderFailed(
-            f"{what} ran out of memory (max_alloc={limits.max_alloc}, "
-            f"memory_bytes={limits.memory_bytes}): {detail}"
-        )
-    if rc == -signal.SIGXCPU or f"received signal {int(signal.SIGXCPU)}." in text:
-        return RenderTimeout(
-            f"{what} was stopped by the CPU limit (cpu_seconds={limits.cpu_seconds})"
-        )
-    if rc == -signal.SIGXFSZ or f"received signal {int(signal.SIGXFSZ)}." in text:
-        return RenderFailed(f"{what} output went over max_output_bytes={limits.max_output_bytes}")
-    return RenderFailed(f"{what} exited with status {rc}: {detail}")
 
 
 # ---- inputs ------------------------------------------------------------------------------
@@ -453,19 +213,7 @@ async def run_ffmpeg(
     duration = min(asked, limits.max_output_seconds) if asked else limits.max_output_seconds
     output = Path(output)
     tmp = output.with_name(f".{output.stem}.{secrets.token_hex(6)}.partial{output.suffix}")
-
-    frames = 0
-
-    def on_line(line: bytes) -> None:
-        nonlocal frames
-        if line.startswith(b"frame="):
-            try:
-                frames = int(line[6:].strip() or b"0")
-            except ValueError:
-                return
-            if progress is not None:
-                progress(frames)
-
+    frames = _FrameCount(progress)
     with ExitStack() as stack:
         fds = _open_checked(stack, inputs, limits)
         argv = global_args(limits)
@@ -476,9 +224,63 @@ async def run_ffmpeg(
         argv += [*output_args, *muxer_args, *bitexact_output_args(limits)]
         argv += ["-t", f"{duration:g}", "-fs", str(limits.max_output_bytes)]
         argv += ["-progress", "pipe:1", "-stats_period", "0.5", "-y", str(tmp)]
-        digest = hashlib.sha256()
-        read_end = write_end = -1
-        write_open = [False]
+        stream_hash: str | None = None
+        try:
+            if hash_stream is None:
+                result = await run_sandboxed(
+                    argv, limits, pass_fds=fds, on_stdout_line=frames.on_line, keep_stdout=False
+                )
+            else:
+                result, digest = await _run_hashing(argv, limits, fds, frames.on_line, hash_stream)
+            if result.returncode != 0:
+                raise failure(result, limits)
+            if hash_stream is not None:
+                stream_hash = f"SHA256={digest}"
+            if tmp.exists():
+                tmp.replace(output)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return RunReport(
+        seconds=result.seconds,
+        frames=frames.frames,
+        argv=result.argv,
+        isolated=result.isolated,
+        stderr_tail=result.stderr_tail,
+        stream_hash=stream_hash,
+    )
+
+
+class _FrameCount:
+    """Follows ffmpeg's ``-progress`` lines: the last ``frame=`` count, handed to ``progress``."""
+
+    def __init__(self, progress: Callable[[int], None] | None) -> None:
+        self.frames = 0
+        self._progress = progress
+
+    def on_line(self, line: bytes) -> None:
+        if line.startswith(b"frame="):
+            try:
+                self.frames = int(line[6:].strip() or b"0")
+            except ValueError:
+                return
+            if self._progress is not None:
+                self._progress(self.frames)
+
+
+async def _run_hashing(
+    argv: list[str],
+    limits: Limits,
+    fds: list[int],
+    on_line: Callable[[bytes], None],
+    hash_stream: int,
+) -> tuple[SandboxResult, str]:
+    """Run ``argv`` with a loopback decoder of output stream ``hash_stream`` added, whose
+    frames go, as rawvideo, down a pipe that hashlib reads (the bytes ffmpeg's streamhash would
+    hash, at SHA-extension speed); the result and the hex SHA-256 of those bytes."""
+    digest = hashlib.sha256()
+    with ExitStack() as stack:
+        read_end, write_end = os.pipe()
+        write_open = [True]
 
         def close_write() -> None:
             """Close our copy of the pipe's write end exactly once (the number may be reused)."""
@@ -486,24 +288,18 @@ async def run_ffmpeg(
                 write_open[0] = False
                 os.close(write_end)
 
-        if hash_stream is not None:
-            # The loopback decoder's frames go, as rawvideo, down a pipe that hashlib reads
-            # (the bytes ffmpeg's streamhash would hash, at SHA-extension speed).
-            read_end, write_end = os.pipe()
-            write_open[0] = True
-            stack.callback(os.close, read_end)
-            stack.callback(close_write)
-            argv += ["-dec", f"0:{int(hash_stream)}", "-filter_complex", "[dec:0]null[hashed]"]
-            argv += ["-map", "[hashed]", "-c", "rawvideo", "-f", "rawvideo", f"pipe:{write_end}"]
-        stream_hash: str | None = None
+        stack.callback(os.close, read_end)
+        stack.callback(close_write)
+        argv = [*argv, "-dec", f"0:{int(hash_stream)}", "-filter_complex", "[dec:0]null[hashed]"]
+        argv += ["-map", "[hashed]", "-c", "rawvideo", "-f", "rawvideo", f"pipe:{write_end}"]
+        outcome: dict[str, SandboxResult] = {}
 
-        async def run() -> SandboxResult:
-            extra = (write_end,) if hash_stream is not None else ()
+        async def run() -> None:
             try:
-                return await run_sandboxed(
+                outcome["result"] = await run_sandboxed(
                     argv,
                     limits,
-                    pass_fds=(*fds, *extra),
+                    pass_fds=(*fds, write_end),
                     on_stdout_line=on_line,
                     keep_stdout=False,
                 )
@@ -517,40 +313,15 @@ async def run_ffmpeg(
                     digest.update(chunk)
 
         try:
-            outcome: dict[str, SandboxResult] = {}
-
-            async def run_into() -> None:
-                outcome["result"] = await run()
-
-            if hash_stream is None:
-                await run_into()
-            else:
-                try:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(read_hashed)
-                        nursery.start_soon(run_into)
-                except BaseExceptionGroup as group:
-                    error = first_error(group)
-                    if isinstance(error, trio.Cancelled):
-                        raise
-                    raise error from None
-            result = outcome["result"]
-            if result.returncode != 0:
-                raise failure(result, limits)
-            if hash_stream is not None:
-                stream_hash = f"SHA256={digest.hexdigest()}"
-            if tmp.exists():
-                tmp.replace(output)
-        finally:
-            tmp.unlink(missing_ok=True)
-    return RunReport(
-        seconds=result.seconds,
-        frames=frames,
-        argv=result.argv,
-        isolated=result.isolated,
-        stderr_tail=result.stderr_tail,
-        stream_hash=stream_hash,
-    )
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read_hashed)
+                nursery.start_soon(run)
+        except BaseExceptionGroup as group:
+            error = first_error(group)
+            if isinstance(error, trio.Cancelled):
+                raise
+            raise error from None
+    return outcome["result"], digest.hexdigest()
 
 
 async def decode_audio_pcm(input: FfmpegInput, *, sample_rate: int, limits: Limits) -> bytes:
