@@ -54,6 +54,18 @@ class StepOutput:
     duration: float | None = None  # logical duration, for effects that need it (fade, mux)
 
 
+@dataclass(frozen=True)
+class _Made:
+    """A step's output before its receipt: the CID, content key, kind, logical duration and
+    the frames ffmpeg reported (0 when no ffmpeg job ran)."""
+
+    cid: CID
+    key: str
+    kind: str
+    duration: float | None
+    frames: int = 0
+
+
 @dataclass
 class RenderResult:
     plan: Plan
@@ -169,81 +181,27 @@ class Executor:
         known: list[StepOutput | None],
         advance: FrameProgress,
     ) -> StepOutput:
+        """Make the output of ``chain`` (one step, or a fused chain run as one ffmpeg job), then
+        pin it and sign, store and cache its receipt."""
         last = chain[-1]
         began = time.monotonic()
-        frames = 0
-        duration: float | None = None
         if last.effect.runs == "passthrough":
-            out_cid = sources[0] if last.effect.name == "identity" else last.params["asset"]
-            if not await self.store.has(out_cid):
-                raise RenderError(
-                    f"step {last.id!r}: asset {cid_to_str(out_cid)} is not in the store"
-                )
-            path, info = await self._materialise(out_cid)
-            upstream = known[0] if last.effect.name == "identity" else None
-            duration = info.duration if upstream is None else upstream.duration
-            key = await content_key(path, self.limits)
-            kind = "media"
+            made = await self._pass_through(last, sources, known)
         elif last.effect.runs == "analysis":
-            path, info = await self._materialise(sources[0])
-            if info.audio is None:
-                raise RenderError(
-                    f"step {last.id!r}: analyze-beats needs audio, its input has none"
-                )
-            pcm = await decode_audio_pcm(
-                FfmpegInput(path, info), sample_rate=ANALYSIS_RATE, limits=self.limits
-            )
-            params = dict(last.params)
-            times = await trio.to_thread.run_sync(
-                lambda: detect_beats(
-                    pcm, ANALYSIS_RATE, sensitivity=params["sensitivity"], min_gap=params["min_gap"]
-                )
-            )
-            block = dag.record_block(beats_record(sources[0], times, params))
-            await self.store.put(block)
-            out_cid, key, kind = block.cid, cid_to_str(block.cid), BEATS
+            made = await self._analyse(last, sources)
         else:
-            job_sources: list[JobInput | list[float]] = []
-            for cid, made in zip(sources, known, strict=True):
-                if made is not None and made.kind == BEATS:
-                    value = dag.decode_dagcbor(await self.store.get(cid))
-                    try:
-                        job_sources.append(read_beats_record(value))
-                    except ValueError as exc:
-                        raise RenderError(f"step {chain[0].id!r}: {exc}") from None
-                else:
-                    path, info = await self._materialise(cid)
-                    logical = made.duration if made is not None else None
-                    job_sources.append(JobInput(path, info, logical))
-            graph = build_job_graph(chain, job_sources)
-            target = self.workdir / f"out-{cid_to_str(last.cache_id)}{graph.suffix}"
-            report = await run_ffmpeg(
-                inputs=graph.inputs,
-                filter_graph=graph.filter_graph,
-                output_args=graph.output_args,
-                output=target,
-                limits=self.limits,
-                progress=advance,
-                hash_stream=0 if graph.has_video else None,  # video is output stream 0
-            )
-            frames, duration = report.frames, graph.duration
-            hashed = {0: report.stream_hash} if report.stream_hash else None
-            if self.fault == "wrong-output":
-                target, hashed = await self._tamper(target, last, duration), None
-            key, out_cid = await self._key_and_import(target, hashed)
-            kind = "media"
-            self._files[cid_to_str(out_cid)] = target
-        await self.store.pin(out_cid)
+            made = await self._encode(chain, sources, known, advance)
+        await self.store.pin(made.cid)
         receipt = make_receipt_record(
             cache_id=last.cache_id,
             operation=last.effect.name,
             effect=effect_cid(last.effect.name),
             params=last.params,
             inputs=sources,
-            output=out_cid,
-            content_key=key,
+            output=made.cid,
+            content_key=made.key,
             milliseconds=int((time.monotonic() - began) * 1000),
-            frames=frames,
+            frames=made.frames,
             renderer=self.identity.did,
             fused=[s.cache_id for s in chain[:-1]],
         )
@@ -255,14 +213,85 @@ class Executor:
         await self.store.flush()
         entry = CachedStep(
             cid_to_str(last.cache_id),
-            cid_to_str(out_cid),
+            cid_to_str(made.cid),
             cid_to_str(block.cid),
-            key,
-            kind,
-            duration,
+            made.key,
+            made.kind,
+            made.duration,
         )
         await trio.to_thread.run_sync(self.cache.put, entry)
-        return StepOutput(out_cid, kind, key, block.cid, False, duration)
+        return StepOutput(made.cid, made.kind, made.key, block.cid, False, made.duration)
+
+    async def _pass_through(
+        self, last: Step, sources: list[CID], known: list[StepOutput | None]
+    ) -> _Made:
+        """``identity`` (its input) or ``asset`` (a CID already in the store) as the output."""
+        out_cid = sources[0] if last.effect.name == "identity" else last.params["asset"]
+        if not await self.store.has(out_cid):
+            raise RenderError(f"step {last.id!r}: asset {cid_to_str(out_cid)} is not in the store")
+        path, info = await self._materialise(out_cid)
+        upstream = known[0] if last.effect.name == "identity" else None
+        duration = info.duration if upstream is None else upstream.duration
+        key = await content_key(path, self.limits)
+        return _Made(out_cid, key, "media", duration)
+
+    async def _analyse(self, last: Step, sources: list[CID]) -> _Made:
+        """``analyze-beats``: the beat times of the input's sound, stored as a beats record."""
+        path, info = await self._materialise(sources[0])
+        if info.audio is None:
+            raise RenderError(f"step {last.id!r}: analyze-beats needs audio, its input has none")
+        pcm = await decode_audio_pcm(
+            FfmpegInput(path, info), sample_rate=ANALYSIS_RATE, limits=self.limits
+        )
+        params = dict(last.params)
+        times = await trio.to_thread.run_sync(
+            lambda: detect_beats(
+                pcm, ANALYSIS_RATE, sensitivity=params["sensitivity"], min_gap=params["min_gap"]
+            )
+        )
+        block = dag.record_block(beats_record(sources[0], times, params))
+        await self.store.put(block)
+        return _Made(block.cid, cid_to_str(block.cid), BEATS, None)
+
+    async def _encode(
+        self,
+        chain: list[Step],
+        sources: list[CID],
+        known: list[StepOutput | None],
+        advance: FrameProgress,
+    ) -> _Made:
+        """One ffmpeg job for ``chain``, its output content-keyed and imported into the store."""
+        last = chain[-1]
+        job_sources: list[JobInput | list[float]] = []
+        for cid, made in zip(sources, known, strict=True):
+            if made is not None and made.kind == BEATS:
+                value = dag.decode_dagcbor(await self.store.get(cid))
+                try:
+                    job_sources.append(read_beats_record(value))
+                except ValueError as exc:
+                    raise RenderError(f"step {chain[0].id!r}: {exc}") from None
+            else:
+                path, info = await self._materialise(cid)
+                logical = made.duration if made is not None else None
+                job_sources.append(JobInput(path, info, logical))
+        graph = build_job_graph(chain, job_sources)
+        target = self.workdir / f"out-{cid_to_str(last.cache_id)}{graph.suffix}"
+        report = await run_ffmpeg(
+            inputs=graph.inputs,
+            filter_graph=graph.filter_graph,
+            output_args=graph.output_args,
+            output=target,
+            limits=self.limits,
+            progress=advance,
+            hash_stream=0 if graph.has_video else None,  # video is output stream 0
+        )
+        duration = graph.duration
+        hashed = {0: report.stream_hash} if report.stream_hash else None
+        if self.fault == "wrong-output":
+            target, hashed = await self._tamper(target, last, duration), None
+        key, out_cid = await self._key_and_import(target, hashed)
+        self._files[cid_to_str(out_cid)] = target
+        return _Made(out_cid, key, "media", duration, report.frames)
 
     async def _tamper(self, target: Path, last: Step, duration: float | None) -> Path:
         """Test only (``artdag daemon --test-fault wrong-output``): the honest output run once
