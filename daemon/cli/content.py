@@ -18,8 +18,8 @@ import trio
 import dag
 from daemon.cli.common import config_of, fail, run
 from daemon.cli.progress import byte_progress
-from daemon.core.node import open_node
 from daemon.nodeapi import connect
+from daemon.nodeapi.content import AddOptions
 from dag import cid_to_str
 
 __all__ = [
@@ -69,22 +69,20 @@ def add(
     stream = _open_readable(file)
     size = os.fstat(stream.fileno()).st_size
 
+    options = AddOptions(
+        name=name or Path(file).name,
+        tags=tags,
+        mime=mime,
+        chunk_size=chunk_size,
+        cid_version=None if cid_version is None else int(cid_version),
+        raw_leaves=raw_leaves,
+    )
+
     @run
     async def go() -> None:
-        async with open_node(config) as node:
-            version = None if cid_version is None else int(cid_version)
-            params = node.import_params(
-                chunk_size=chunk_size, cid_version=version, raw_leaves=raw_leaves
-            )
+        async with connect(config) as api:
             with stream, byte_progress(f"adding {Path(file).name}", size) as advance:
-                added = await node.add_file(
-                    stream,
-                    name=name or Path(file).name,
-                    tags=list(tags),
-                    mime=mime,
-                    params=params,
-                    progress=advance,
-                )
+                added = await api.content.add(stream, options, advance)
             asset = added.asset
             click.echo(f"added {asset.name} ({asset.size} bytes, record {asset.record})", err=True)
             click.echo(asset.cid)
@@ -104,8 +102,8 @@ def cat(ctx: click.Context, cid: str, offset: int, length: int | None) -> None:
 
     @run
     async def go() -> None:
-        async with open_node(config) as node:
-            async for piece in node.cat(cid, offset, length):
+        async with connect(config) as api:
+            async for piece in api.content.cat(cid, offset, length):
                 await trio.to_thread.run_sync(out.write, piece)
         out.flush()
 
@@ -149,8 +147,8 @@ def dag_get(ctx: click.Context, cid: str) -> None:
 
     @run
     async def go() -> None:
-        async with open_node(config) as node:
-            click.echo(dag.to_dag_json(await node.dag_get(cid)))
+        async with connect(config) as api:
+            click.echo(await api.content.dag_get(cid))
 
     go()
 
@@ -167,11 +165,11 @@ def export_car(ctx: click.Context, cid: str, output: str) -> None:
 
     @run
     async def go() -> None:
-        async with open_node(config) as node:
+        async with connect(config) as api:
             written = 0
             try:
                 with open(tmp, "wb") as f, byte_progress("exporting", None) as advance:
-                    async for piece in node.export_car(cid):
+                    async for piece in api.content.export_car(cid):
                         await trio.to_thread.run_sync(f.write, piece)
                         written += len(piece)
                         advance(len(piece))
@@ -196,7 +194,7 @@ def import_car(ctx: click.Context, file: str) -> None:
 
     @run
     async def go() -> None:
-        async with open_node(config) as node:
+        async with connect(config) as api:
             with byte_progress(f"importing {Path(file).name}", size) as advance:
 
                 async def counted() -> AsyncIterator[bytes]:
@@ -204,10 +202,10 @@ def import_car(ctx: click.Context, file: str) -> None:
                         advance(len(chunk))
                         yield chunk
 
-                result = await node.import_car(counted())
+                result = await api.content.import_car(counted())
         click.echo(f"imported {result.blocks} blocks ({result.new_blocks} new)", err=True)
         for root in result.roots:
-            click.echo(cid_to_str(root))
+            click.echo(root)
 
     go()
 
@@ -223,21 +221,22 @@ def verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
 
     @run
     async def go() -> None:
-        async with open_node(config) as node:
-            report = await node.verify(repair=repair)
+        async with connect(config) as api:
+            check = await api.content.verify(repair)
+        report = check.report
         if as_json:
-            click.echo(json.dumps(report.to_json(), indent=2))
+            click.echo(json.dumps(report, indent=2))
         else:
-            for bad in report.bad:
+            for bad in report["bad"]:
                 click.echo(f"bad block: {bad}")
-            for pin in report.incomplete:
-                click.echo(pin.describe())
+            for line in check.incomplete:
+                click.echo(line)
             click.echo(
-                f"checked {report.checked} blocks, {len(report.bad)} bad;"
-                f" {report.pins_checked} pins, {len(report.incomplete)} incomplete",
+                f"checked {report['checked']} blocks, {len(report['bad'])} bad;"
+                f" {report['pins_checked']} pins, {len(check.incomplete)} incomplete",
                 err=True,
             )
-        if not report.ok:
+        if not check.ok:
             sys.exit(1)
 
     go()
@@ -257,9 +256,9 @@ def record_verify(ctx: click.Context, cid: str) -> None:
 
     @run
     async def go() -> None:
-        async with open_node(config) as node:
-            record = await node.record(cid)
-        click.echo(dag.to_dag_json(record))
-        click.echo(f"valid {record['type']} record signed by {record['signer']}", err=True)
+        async with connect(config) as api:
+            record = await api.content.record(cid)
+        click.echo(record.dag_json)
+        click.echo(f"valid {record.type} record signed by {record.signer}", err=True)
 
     go()

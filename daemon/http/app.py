@@ -7,12 +7,11 @@ Every ``/api/v1`` route needs ``Authorization: Bearer <token>``, the token kept 
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from quart import Response, jsonify, request
 from quart_trio import QuartTrio
-from werkzeug.exceptions import RequestEntityTooLarge
 
 import dag
 from daemon.core.fediverse import ActivityPubService
@@ -25,10 +24,11 @@ from daemon.http import context
 from daemon.http import market as market_routes
 from daemon.http import render as render_routes
 from daemon.http.activitypub import fediverse, fediverse_api
+from daemon.http.content import body_within, content
 from daemon.http.metrics import add_metrics_routes
 from daemon.http.money import money
 from daemon.http.ownership import ownership
-from daemon.http.p2p import add_p2p_routes
+from daemon.http.p2p import p2p_routes
 from daemon.http.pinning import pinning
 from daemon.http.pinning_admin import pinning_admin
 from daemon.http.pins import pins as pins_routes
@@ -55,19 +55,22 @@ __all__ = ["create_app"]
 _OCTET_STREAM = "application/octet-stream"
 
 
-async def _body_within(limit: int) -> AsyncIterator[bytes]:
-    """The request body as it arrives; RequestEntityTooLarge (413) past ``limit`` bytes in all.
-
-    Quart's ``MAX_CONTENT_LENGTH`` compares only the bytes buffered at one time with the limit,
-    so a chunked body that the reader keeps draining got through whole when its chunks were
-    small enough (seen in ``tests/test_api.py``: a 5,000-byte upload stored under a limit of
-    1,000 bytes, about one run in six)."""
-    size = 0
-    async for chunk in request.body:
-        size += len(chunk)
-        if size > limit:
-            raise RequestEntityTooLarge()
-        yield chunk
+def _import_overrides(args: Any) -> dict[str, Any]:
+    """``?chunk_size=&cid_version=&raw_leaves=`` of an upload (absent: the ``[import]``
+    config); ValueError for a malformed one."""
+    overrides: dict[str, Any] = {}
+    for key in ("chunk_size", "cid_version"):
+        text = args.get(key)
+        if text:
+            if not text.isascii() or not text.isdigit():
+                raise ValueError(f"{key} must be a non-negative integer")
+            overrides[key] = int(text)
+    raw = args.get("raw_leaves")
+    if raw is not None:
+        if raw not in ("true", "false"):
+            raise ValueError("raw_leaves must be true or false")
+        overrides["raw_leaves"] = raw == "true"
+    return overrides
 
 
 def _error(status: int, message: str) -> Response:
@@ -192,8 +195,12 @@ def create_app(
         mime = request.headers.get("Content-Type")
         if mime in (None, "", "application/octet-stream", "application/x-www-form-urlencoded"):
             mime = None
-        within = _body_within(node.config.http.max_upload_bytes)
-        added = await node.add_stream(within, name=name, tags=tags, mime=mime)
+        try:
+            params = node.import_params(**_import_overrides(request.args))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        within = body_within(node.config.http.max_upload_bytes)
+        added = await node.add_stream(within, name=name, tags=tags, mime=mime, params=params)
         body = added.asset.to_json() | {"existed": added.existed}
         response = jsonify(body)
         response.status_code = 200 if added.existed else 201
@@ -204,10 +211,13 @@ def create_app(
     async def get_record(cid: str) -> Any:
         """A stored record, verified before it is returned (schema and signature)."""
         record = await node.record(parse_cid(cid))
-        return jsonify({"cid": cid_to_str(parse_cid(cid)), "record": dag.to_jsonable(record)})
+        key = cid_to_str(parse_cid(cid))
+        shown = {"record": dag.to_jsonable(record), "dag_json": dag.to_dag_json(record)}
+        return jsonify({"cid": key} | shown)
 
     context.install(app, services)
-    add_p2p_routes(app, node, network)
+    app.register_blueprint(content)
+    app.register_blueprint(p2p_routes)
     app.register_blueprint(market_routes.bp)
     app.register_blueprint(render_routes.bp)
     fetch_missing = make_fetch_missing(node.store, network, node.config.gateway)

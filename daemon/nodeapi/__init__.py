@@ -23,9 +23,11 @@ from typing import Literal
 from daemon.config import Config
 from daemon.nodeapi.assets import AssetsApi, LocalAssets, RemoteAssets
 from daemon.nodeapi.client import DaemonError, DaemonNotRunning, read_daemon_file
+from daemon.nodeapi.content import ContentApi, LocalContent, RemoteContent
 from daemon.nodeapi.fediverse import FediverseApi, LocalFediverse, RemoteFediverse
 from daemon.nodeapi.market import LocalMarket, MarketApi, RemoteMarket
 from daemon.nodeapi.money import LocalMoney, MoneyApi, RemoteMoney
+from daemon.nodeapi.network import LocalNetwork, NetworkApi, RemoteNetwork
 from daemon.nodeapi.ownership import (
     AnchorsApi,
     ClaimsApi,
@@ -49,6 +51,8 @@ Mode = Literal["local", "remote"]
 class NodeApi:
     mode: Mode
     assets: AssetsApi
+    content: ContentApi
+    network: NetworkApi
     claims: ClaimsApi
     anchors: AnchorsApi
     money: MoneyApi
@@ -64,6 +68,8 @@ def local_api(services: Services) -> NodeApi:
     return NodeApi(
         mode="local",
         assets=LocalAssets(services),
+        content=LocalContent(services),
+        network=LocalNetwork(services),
         claims=LocalClaims(services),
         anchors=LocalAnchors(services),
         money=LocalMoney(services),
@@ -79,6 +85,8 @@ def remote_api(caller: RemoteCaller) -> NodeApi:
     return NodeApi(
         mode="remote",
         assets=RemoteAssets(caller),
+        content=RemoteContent(caller),
+        network=RemoteNetwork(caller),
         claims=RemoteClaims(caller),
         anchors=RemoteAnchors(caller),
         money=RemoteMoney(caller),
