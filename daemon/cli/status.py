@@ -1,8 +1,8 @@
 """``artdag status``: the node on one screen (rich), or its JSON with ``--json``.
 
-With a daemon running it asks ``GET /api/v1/status/full`` (the gateway's traffic and uptime
-live only there) and adds the URLs from ``daemon.json``; without one it opens the node's files
-itself, gathers the same figures (:mod:`daemon.core.status.figures`) and says "daemon: not running".
+Through the node API (:mod:`daemon.nodeapi.status`): with a daemon running its figures, uptime
+and gateway traffic, and its URL; without one the same figures from the node's files, and
+"daemon: not running".
 """
 
 from __future__ import annotations
@@ -13,35 +13,10 @@ from typing import Any
 
 import click
 
-from daemon.cli.common import config_of, guarded, human_size, run
-from daemon.config import Config
-from daemon.nodeapi.client import DaemonClient, DaemonNotRunning
+from daemon.cli.common import config_of, human_size, run
+from daemon.nodeapi import connect
 
-__all__ = ["local_status", "status", "status_lines"]
-
-
-async def local_status(config: Config) -> dict[str, Any]:
-    """The status JSON from the node's files, for when no daemon runs."""
-    from activitypub_bridge.delivery_queue import DeliveryQueue
-    from daemon.core.status.figures import FigureSource, status_json
-    from daemon.services import open_services
-
-    async with open_services(config) as services:
-        node = services.node
-        delivery_counts = None
-        if config.deliveries_path.exists():
-
-            def delivery_counts() -> dict[str, int]:
-                queue = DeliveryQueue.open(config.deliveries_path, recover=False)
-                try:
-                    return {str(state): n for state, n in queue.stats().counts.items()}
-                finally:
-                    queue.close()
-
-        figures = await FigureSource(
-            node, market_store=await services.market_store(), delivery_counts=delivery_counts
-        ).gather()
-        return status_json(node, figures, daemon={"running": False})
+__all__ = ["status", "status_lines"]
 
 
 def _size(n: int | None) -> str:
@@ -122,16 +97,16 @@ def status_lines(status: dict[str, Any]) -> list[tuple[str, str]]:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-@guarded
 def status(ctx: click.Context, as_json: bool) -> None:
     """Summarise the node on one screen: daemon, store, pins, peers, gateway, jobs."""
     config = config_of(ctx)
-    try:
-        client = DaemonClient.for_config(config)
-        info = client.call("GET", "/api/v1/status/full")
-        info["daemon"]["urls"] = [client.base_url]
-    except DaemonNotRunning:
-        info = run(local_status)(config)
+
+    @run
+    async def go() -> dict[str, Any]:
+        async with connect(config) as api:
+            return await api.status.full()
+
+    info = go()
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return

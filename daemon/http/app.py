@@ -84,6 +84,8 @@ _STATUS_FOR_ERROR: dict[type[Exception], int] = {
     dag.CidError: 400,
     dag.BlockNotFound: 404,
     dag.CodecError: 422,
+    dag.CarError: 422,  # a CAR file sent to POST /api/v1/car
+    dag.BlockCorrupt: 422,
     ProvenanceError: 422,
     dag.StoreError: 503,
     P2PError: 502,

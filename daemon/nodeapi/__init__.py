@@ -40,6 +40,7 @@ from daemon.nodeapi.pinning import LocalPinning, PinningApi, RemotePinning
 from daemon.nodeapi.pins import LocalPins, PinsApi, RemotePins
 from daemon.nodeapi.remote import RemoteCaller, open_remote
 from daemon.nodeapi.render import LocalRender, RemoteRender, RenderApi
+from daemon.nodeapi.status import LocalStatus, RemoteStatus, StatusApi
 from daemon.services import Services, open_services
 
 __all__ = ["DaemonError", "DaemonNotRunning", "Mode", "NodeApi", "connect", "local_api"]
@@ -53,6 +54,7 @@ class NodeApi:
     assets: AssetsApi
     content: ContentApi
     network: NetworkApi
+    status: StatusApi
     claims: ClaimsApi
     anchors: AnchorsApi
     money: MoneyApi
@@ -70,6 +72,7 @@ def local_api(services: Services) -> NodeApi:
         assets=LocalAssets(services),
         content=LocalContent(services),
         network=LocalNetwork(services),
+        status=LocalStatus(services),
         claims=LocalClaims(services),
         anchors=LocalAnchors(services),
         money=LocalMoney(services),
@@ -87,6 +90,7 @@ def remote_api(caller: RemoteCaller) -> NodeApi:
         assets=RemoteAssets(caller),
         content=RemoteContent(caller),
         network=RemoteNetwork(caller),
+        status=RemoteStatus(caller),
         claims=RemoteClaims(caller),
         anchors=RemoteAnchors(caller),
         money=RemoteMoney(caller),
