@@ -19,7 +19,7 @@ from werkzeug.datastructures import FileStorage
 
 from dag import CidError, DagError, cid_to_str, parse_cid
 
-from .pages import checked_form, logged_in, login_required, notice, page
+from .page_common import checked_form, logged_in, login_required, notice, page
 from .services import Row, WebServices
 
 __all__ = ["human_size", "media_kind", "parse_tags", "register"]

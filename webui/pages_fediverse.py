@@ -10,7 +10,7 @@ from typing import Any
 
 from quart import Blueprint, Response, redirect, request, url_for
 
-from .pages import checked_form, login_required, notice, page
+from .page_common import checked_form, login_required, notice, page
 from .services import Row, WebServices
 
 __all__ = ["DELIVERY_STATES", "register"]

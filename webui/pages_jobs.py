@@ -14,7 +14,7 @@ from typing import Any
 
 from quart import Blueprint, Response, request
 
-from .pages import login_required, page
+from .page_common import login_required, page
 from .services import Row, WebServices
 
 __all__ = ["ROLES", "register"]

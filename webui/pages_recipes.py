@@ -30,7 +30,7 @@ from typing import Any
 from quart import Blueprint, Response, redirect
 from werkzeug.datastructures import MultiDict
 
-from .pages import checked_form, login_required, page
+from .page_common import checked_form, login_required, page
 from .services import Row, WebServices
 
 __all__ = ["MAX_RENDERS", "MAX_STEPS", "FormError", "RenderBoard", "RenderState", "register"]

@@ -18,7 +18,7 @@ from werkzeug.datastructures import MultiDict
 
 from dag import CidError, DagError
 
-from .pages import checked_form, login_required, notice, page
+from .page_common import checked_form, login_required, notice, page
 from .services import Row, WebServices
 
 __all__ = ["POLICY_FIELDS", "PolicyField", "policy_values", "register"]

@@ -27,6 +27,7 @@ from dag import CidError, DagError, cid_to_str, parse_cid
 from provenance import ProvenanceError
 from provenance import graph as pg
 
+from .page_common import page
 from .provenance_svg import to_svg
 
 __all__ = ["AssetSummary", "add_provenance_routes"]
@@ -57,8 +58,6 @@ async def _render(context: dict[str, Any], status: int) -> Response:
     """Inside the web UI's frame when the pages are mounted; else the same template with a
     bare frame (an app serving only the gateway and this page)."""
     if "webui" in current_app.blueprints:
-        from .pages import page
-
         return await page("provenance.html", status=status, **context)
     body = await _standalone().get_template("provenance.html").render_async(**context)
     return Response(body, status=status, content_type="text/html; charset=utf-8")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from daemon.core.render.remote import render_on_network
+from daemon.core.market.network_render import render_on_network
 from daemon.core.render.service import RenderOutcome
 from daemon.nodeapi.client import DaemonError
 from daemon.nodeapi.remote import RemoteCaller

@@ -1,4 +1,4 @@
-"""The acyclic_siblings contract in pyproject.toml ([tool.importlinter], id acyclic-libraries)
+"""The acyclic_siblings contract in pyproject.toml ([tool.importlinter], id acyclic)
 catches an import cycle between sibling modules of a library package, also one hidden inside a
 function (as dag.blockstore's imports of dag.completeness and dag.gc were before issue 17)."""
 
@@ -32,5 +32,5 @@ def test_a_sibling_cycle_breaks_the_contract(
     result = lint_imports(tmp_path)
     assert result.returncode != 0, result.stdout + result.stderr
     out = flat(result.stdout)
-    assert f"{contract_names()['acyclic-libraries']} BROKEN" in out, result.stdout
+    assert f"{contract_names()['acyclic']} BROKEN" in out, result.stdout
     assert f"No cycles are allowed in {package}." in out, result.stdout
