@@ -1,7 +1,7 @@
 """One bare py-libp2p gossipsub process for bench/p2p.py's baseline (not artdag: no envelopes,
 no record signatures, no validators, no repo; the same host, transport and router settings).
 
-    python bench/_bare_gossip.py TOPIC [--bootstrap ADDR ...] [--publish N --rate R]
+    .venv/bin/python -m bench._bare_gossip TOPIC [--bootstrap ADDR ...] [--publish N --rate R]
 
 Prints ``ADDR <multiaddr>`` once listening and connected to its bootstrap peers; then, for
 each message received, ``RECV <sent_at> <received_at>`` (wall clock, seconds). A publisher
@@ -15,13 +15,8 @@ import argparse
 import struct
 import sys
 import time
-from pathlib import Path
 
 import trio
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from libp2p.tools.anyio_service import background_trio_service
 
 from p2p.gossip.settings import DEFAULT_SETTINGS, build_pubsub, build_router

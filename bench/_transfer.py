@@ -2,7 +2,7 @@
 
 Reusable by ``bench/p2p.py`` (and runnable alone)::
 
-    .venv/bin/python bench/_transfer.py [--mib 64] [--runs 3] [--one-process]
+    .venv/bin/python -m bench._transfer [--mib 64] [--runs 3] [--one-process]
 
 Two py-libp2p hosts (Noise + Yamux, ``p2p.host``) on 127.0.0.1. By default the sending host
 runs in a child process (``--serve``), as between two daemons; ``--one-process`` (and the
@@ -34,10 +34,6 @@ from functools import partial
 from pathlib import Path
 
 import trio
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from libp2p.custom_types import TProtocol
 
 from dag import FlatFsBlockstore, ImportParams, cid_to_str, import_file, parse_cid
@@ -170,7 +166,7 @@ async def _serve(kind: str, size: int) -> None:
 
 async def _with_child(kind: str, size: int, body):  # type: ignore[no-untyped-def]
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--serve", kind, "--mib", str(size // MIB)],
+        [sys.executable, "-m", "bench._transfer", "--serve", kind, "--mib", str(size // MIB)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -7,7 +7,7 @@ its own process so that its peak RSS is its own, and prints a table plus a last 
 peak RSS the worst. The store fsyncs every block before the import returns (``--sync batch``,
 the default). Target: ratio >= 0.5 and peak RSS flat with file size.
 
-    .venv/bin/python bench/add.py [--sizes 64,256] [--sync batch|always|never] [--dir DIR]
+    .venv/bin/python -m bench.add [--sizes 64,256] [--sync batch|always|never] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -88,7 +88,15 @@ def main() -> None:
             for attempt in range(args.runs):
                 store = Path(tmp) / f"store-{size}-{attempt}"
                 proc = subprocess.run(
-                    [sys.executable, __file__, "--child", str(data), str(store), args.sync],
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.add",
+                        "--child",
+                        str(data),
+                        str(store),
+                        args.sync,
+                    ],
                     check=True,
                     capture_output=True,
                     text=True,

@@ -1,6 +1,6 @@
 """Crash campaign: kill a working ``artdag daemon`` with SIGKILL N times and check it each time.
 
-    .venv/bin/python bench/crash.py [--kills 100] [--seed 0] [--no-p2p] [--keep DIR]
+    .venv/bin/python -m bench.crash [--kills 100] [--seed 0] [--no-p2p] [--keep DIR]
 
 A real daemon on 127.0.0.1 (fediverse bridge on, libp2p on unless ``--no-p2p``) is followed by
 three local inbox servers, then killed ``--kills`` times at random moments of a workload of
@@ -28,11 +28,7 @@ from pathlib import Path
 
 import trio
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.harness.crash_campaign import CampaignSettings, run_campaign  # noqa: E402
+from tests.harness.crash_campaign import CampaignSettings, run_campaign
 
 
 def main() -> int:

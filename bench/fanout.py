@@ -1,6 +1,6 @@
 """ActivityPub fan-out benchmark: one post to N followers through the real delivery path.
 
-    .venv/bin/python bench/fanout.py [--followers 1000] [--hosts 50] [--style rfc9421]
+    .venv/bin/python -m bench.fanout [--followers 1000] [--hosts 50] [--style rfc9421]
 
 The path measured is the daemon's: the post is enqueued in a fresh
 :class:`~activitypub_bridge.delivery_queue.DeliveryQueue` (one SQLite row per follower inbox,
@@ -55,21 +55,17 @@ import httpx
 import psutil
 import trio
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from activitypub_bridge.delivery_queue import DeliveryQueue  # noqa: E402
-from activitypub_bridge.delivery_schedule import DeliveryState, Outcome  # noqa: E402
-from activitypub_bridge.delivery_worker import DeliveryWorker  # noqa: E402
-from activitypub_bridge.http_client import BridgeClient, SignatureStyle, Signer  # noqa: E402
-from activitypub_bridge.http_signatures import (  # noqa: E402
+from activitypub_bridge.delivery_queue import DeliveryQueue
+from activitypub_bridge.delivery_schedule import DeliveryState, Outcome
+from activitypub_bridge.delivery_worker import DeliveryWorker
+from activitypub_bridge.http_client import BridgeClient, SignatureStyle, Signer
+from activitypub_bridge.http_signatures import (
     SignatureRejected,
     sign_cavage,
     sign_rfc9421,
     verify_request,
 )
-from activitypub_bridge.keys import (  # noqa: E402
+from activitypub_bridge.keys import (
     generate_actor_key,
     load_public_key_pem,
     public_key_pem,
@@ -186,7 +182,8 @@ class InboxServer:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                __file__,
+                "-m",
+                "bench.fanout",
                 "--serve",
                 "--hosts",
                 str(hosts),

@@ -19,7 +19,7 @@ and near-duplicate query latency over 100,000 indexed fingerprints.
 Targets: detection >= 0.95, false_positive <= 0.01, query < 10 ms. Last line:
 ``detection=... false_positive=... query_ms=...``.
 
-    .venv/bin/python bench/fingerprint.py [--originals 30] [--index-size 100000] [--queries 200]
+    .venv/bin/python -m bench.fingerprint [--originals 30] [--index-size 100000] [--queries 200]
 """
 
 from __future__ import annotations
@@ -27,25 +27,21 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import trio
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from provenance.fingerprints import (  # noqa: E402
+from provenance.fingerprints import (
     Fingerprint,
     FingerprintIndex,
     distance,
     is_near_duplicate,
 )
-from renderer import Limits  # noqa: E402
-from renderer.fingerprinting import fingerprint_file  # noqa: E402
-from tests.harness.media import run_ffmpeg_cli  # noqa: E402
+from renderer import Limits
+from renderer.fingerprinting import fingerprint_file
+from tests.harness.media import run_ffmpeg_cli
 
 SIZE = "320x180"
 SECONDS = 5

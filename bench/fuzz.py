@@ -21,10 +21,10 @@ The table gives, per target: inputs tried, inputs/s (over the child's whole life
 and instrumentation included), crashes (inputs), hangs, the slowest input in ms. The last line
 is ``targets=... inputs=... crashes=... hangs=... engine=... jobs=... wall_s=...``.
 
-    .venv/bin/python bench/fuzz.py --minutes 10            # split across all targets
-    .venv/bin/python bench/fuzz.py --inputs 100000 --jobs 2  # per target, two at a time
-    .venv/bin/python bench/fuzz.py --inputs 5000 --target car --target inbox
-    .venv/bin/python bench/fuzz.py --replay car /tmp/artdag-fuzz-.../car-crash-1a2b.bin
+    .venv/bin/python -m bench.fuzz --minutes 10            # split across all targets
+    .venv/bin/python -m bench.fuzz --inputs 100000 --jobs 2  # per target, two at a time
+    .venv/bin/python -m bench.fuzz --inputs 5000 --target car --target inbox
+    .venv/bin/python -m bench.fuzz --replay car /tmp/artdag-fuzz-.../car-crash-1a2b.bin
 
 Corpora and crashes go to ``--out`` (default: a new ``artdag-fuzz-*`` directory in the system
 temp directory, never the repository).
@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 PROJECT_PACKAGES = ["dag", "provenance", "p2p", "renderer", "activitypub_bridge", "webui", "daemon"]
 # Third-party parsers the targets lean on: instrumented too, so coverage guides through them.
 LIBRARY_PACKAGES = ["dag_cbor", "multiformats", "http_sf", "http_message_signatures", "tomllib"]
@@ -57,7 +57,6 @@ STATS_EVERY_S = 0.5
 
 
 def _import_targets() -> Any:
-    sys.path.insert(0, str(ROOT))
     import tests.harness.fuzz_targets as ft
 
     return ft
@@ -368,7 +367,7 @@ def run_target(name: str, args: argparse.Namespace, engine: str, seconds: float)
         if not args.inputs and left < 1:
             break
         cmd = [
-            sys.executable, str(Path(__file__).resolve()), "--child", name, "--engine", engine,
+            sys.executable, "-m", "bench.fuzz", "--child", name, "--engine", engine,
             "--out", args.out, "--stats", str(stats), "--timeout", str(args.timeout),
             "--seed", str(args.seed), "--inputs", str(args.inputs or 0),
             "--seconds", str(max(1, int(left))) if not args.inputs else "0",
@@ -506,7 +505,7 @@ def report(rows: list[Row], args: argparse.Namespace, engine: str, wall: float) 
     for r in rows:  # plain print: a reproduce line must not be wrapped
         for sig, saved in r.saved.items():
             print(f"{r.name}: {sig}")
-            print(f"  reproduce: .venv/bin/python bench/fuzz.py --replay {r.name} {saved}")
+            print(f"  reproduce: .venv/bin/python -m bench.fuzz --replay {r.name} {saved}")
         for note in r.notes:
             print(f"{r.name}: {note}")
     total = sum(r.inputs for r in rows)

@@ -1,6 +1,6 @@
 """Benchmark: the ``/ipfs/<cid>`` gateway against nginx (Debian) serving the same bytes.
 
-    .venv/bin/python bench/gateway.py [--mib 256] [--runs 5] [--dir DIR]
+    .venv/bin/python -m bench.gateway [--mib 256] [--runs 5] [--dir DIR]
 
 A real ``artdag daemon`` (``ARTDAG_P2P=false``, its own temp home, embedded flat-file store)
 gets a ``--mib`` MiB file of random bytes through its upload API; nginx, started on
@@ -33,11 +33,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from tests.harness.daemons import DaemonProcess
 
-from tests.harness.daemons import DaemonProcess  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 MIB = 1 << 20
 NGINX = "/usr/sbin/nginx"

@@ -18,7 +18,7 @@ remains and that the freed bytes are exactly those of the unreachable half, and 
 summary line ``blocks=... gc_s=... list_s=... ratio=... freed_mib=...``. Both timings run with
 the directory entries in the page cache (the build just wrote them).
 
-    .venv/bin/python bench/gc.py [--blocks 100000] [--dir DIR]
+    .venv/bin/python -m bench.gc [--blocks 100000] [--dir DIR]
 """
 
 from __future__ import annotations

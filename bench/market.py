@@ -1,6 +1,6 @@
 """Render-market benchmark: the cost of a step on a volunteer, and one vs three volunteers.
 
-    .venv/bin/python bench/market.py [--steps 5] [--seconds 8] [--keep]
+    .venv/bin/python -m bench.market [--steps 5] [--seconds 8] [--keep]
 
 Real ``artdag daemon`` processes on 127.0.0.1 (tests/harness/daemons.py): a requester and volunteers
 (``ARTDAG_VOLUNTEER=true``) bootstrapped to it; every daemon runs with ``ARTDAG_IDLE_LOAD=0``
@@ -52,16 +52,12 @@ from typing import Any
 import psutil
 import trio
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import dag  # noqa: E402
-from daemon.core.render.service import RenderService  # noqa: E402
-from provenance import Identity  # noqa: E402
-from renderer import Limits  # noqa: E402
-from tests.harness.daemons import DaemonProcess, wait_until  # noqa: E402
-from tests.harness.media import make_video  # noqa: E402
+import dag
+from daemon.core.render.service import RenderService
+from provenance import Identity
+from renderer import Limits
+from tests.harness.daemons import DaemonProcess, wait_until
+from tests.harness.media import make_video
 
 ENV: dict[str, Any] = {
     "ARTDAG_IDLE_LOAD": "0",

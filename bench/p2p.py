@@ -35,12 +35,8 @@ from pathlib import Path
 import psutil
 import trio
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench._transfer import measure_raw_stream  # noqa: E402
-from tests.harness.daemons import DaemonProcess, wait_until  # noqa: E402
+from bench._transfer import measure_raw_stream
+from tests.harness.daemons import DaemonProcess, wait_until
 
 MIB = 1 << 20
 
@@ -101,13 +97,12 @@ def gossip_through_daemons(
 
 
 def bare_gossip(n: int, messages: int, rate: float = 10.0) -> list[float]:
-    script = str(ROOT / "bench" / "_bare_gossip.py")
     procs: list[subprocess.Popen[str]] = []
     addrs: list[str] = []
     lines: list[list[str]] = []
 
     def spawn(boot: list[str], publish: int) -> None:
-        args = [sys.executable, script, "bench", "--bootstrap", *boot]
+        args = [sys.executable, "-m", "bench._bare_gossip", "bench", "--bootstrap", *boot]
         if publish:
             args += ["--publish", str(publish), "--rate", str(rate)]
         p = subprocess.Popen(

@@ -18,28 +18,26 @@ Each side is the best of ``--runs`` (3), alternated. The two outputs' content ke
 compared (equal means the same pictures and sound). Target: ratio <= 1.10. Last line:
 ``artdag_s=... ffmpeg_s=... ratio=... fps=...``.
 
-    .venv/bin/python bench/render.py [--seconds 24] [--runs 3] [--no-fuse]
+    .venv/bin/python -m bench.render [--seconds 24] [--runs 3] [--no-fuse]
 """
 
 from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import trio
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import dag
+from daemon.core.render.service import RenderService
+from provenance import Identity
+from renderer import Limits, content_key, ffmpeg_exe
+from tests.harness.media import make_video
 
-import dag  # noqa: E402
-from daemon.core.render.service import RenderService  # noqa: E402
-from provenance import Identity  # noqa: E402
-from renderer import Limits, content_key, ffmpeg_exe  # noqa: E402
-from tests.harness.media import make_video  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RECIPE = ROOT / "examples" / "glitch-clip.yaml"
 PARAMS = {"small.width": 480, "small.height": 270}

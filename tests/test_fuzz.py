@@ -106,6 +106,7 @@ def test_fuzz_target(name: str) -> None:
 # --- round trips of the binary codecs ---------------------------------------------------------
 
 
+@pytest.mark.slow
 @BOUNDED
 @given(IPLD_VALUES)
 def test_dagcbor_round_trip(value: Any) -> None:
@@ -260,10 +261,11 @@ def test_filesize_must_equal_data_plus_blocksizes() -> None:
 # --- route level: the gateway through the real app --------------------------------------------
 
 
+@pytest.mark.slow
 async def test_gateway_serves_a_deep_dag_and_odd_headers(tmp_path) -> None:
     from daemon.config import load_config
     from daemon.core.node import open_node
-    from tests.webui.test_gateway import running_gateway
+    from tests.harness.gateway import running_gateway
 
     blocks, root = deep_chain(1500)  # past the recursion limit; 3,000 is slow through a store
     async with open_node(load_config(tmp_path / "home", environ={})) as node:

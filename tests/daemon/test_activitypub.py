@@ -8,7 +8,6 @@ server sends: tampered bodies, wrong keys, stale dates, unsigned POSTs. The inde
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 import threading
 import time
@@ -22,26 +21,9 @@ from activitypub_bridge import generate_actor_key, sign_cavage
 from tests.harness.ap_remote import RemoteServer, remote_server
 from tests.harness.daemons import DaemonProcess, wait_until
 from tests.harness.media import make_video
+from tests.harness.web_daemons import bridge_daemon, free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def bridge_daemon(home: Path, user: str = "alice", **env: str) -> DaemonProcess:
-    port = free_port()
-    return DaemonProcess(
-        home,
-        ARTDAG_PORT=str(port),
-        ARTDAG_P2P="false",
-        ARTDAG_USER=user,
-        ARTDAG_DOMAIN=f"http://127.0.0.1:{port}",
-        ARTDAG_AP_ALLOW_HTTP_LOOPBACK="true",
-        ARTDAG_AP_ALLOW_PRIVATE_FETCH="true",
-        **env,
-    )
+pytestmark = pytest.mark.daemon
 
 
 @pytest.fixture(scope="module")

@@ -144,6 +144,7 @@ async def test_a_slowly_streamed_upload_over_the_limit_is_refused(api):
     assert "trickle" not in names
 
 
+@pytest.mark.daemon
 def test_daemon_process_starts_on_loopback_and_stops_on_sigterm(tmp_path):
     home = Home(tmp_path / "home")
     proc = subprocess.Popen(

@@ -18,10 +18,7 @@ import dag
 from tests.harness.cli_helpers import ARTDAG, Home
 from tests.harness.wire import uvarint
 
-
-@pytest.fixture
-def home(tmp_path):
-    return Home(tmp_path / "home")
+pytestmark = pytest.mark.cli
 
 
 def one_line_error(proc) -> str:

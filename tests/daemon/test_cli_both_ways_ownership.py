@@ -25,6 +25,8 @@ from daemon.cli.main import main
 from tests.harness.daemons import DaemonProcess
 from tests.peers.ots_calendar import TestCalendar, start_test_calendar
 
+pytestmark = pytest.mark.daemon
+
 Args = Callable[["Run"], list[str]]
 
 

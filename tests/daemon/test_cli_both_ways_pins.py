@@ -26,6 +26,8 @@ from daemon.core.pinning_api.request_store import PinRequestStore
 from daemon.core.pinning_api.requests import PinSpec
 from tests.harness.daemons import DaemonProcess
 
+pytestmark = pytest.mark.daemon
+
 BAD_CID = "bafy-not-a-cid"
 
 

@@ -27,6 +27,8 @@ from daemon.core.market.store import JobRow, MarketStore, ResultRow
 from tests.harness.daemons import DaemonProcess
 from tests.harness.media import make_video
 
+pytestmark = [pytest.mark.daemon, pytest.mark.ffmpeg]
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DID_A = "did:key:z6MkvolunteerAAAAAAAA"
 DID_B = "did:key:z6MkvolunteerBBBBBBBB"

@@ -30,6 +30,7 @@ from tests.harness.daemons import DaemonProcess, wait_until
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.daemon
 @pytest.mark.slow
 def test_five_kills_leave_nothing_corrupt_lost_or_duplicated(tmp_path: Path) -> None:
     settings = CampaignSettings(workdir=tmp_path, kills=5, seed=16, max_seconds=240)
@@ -54,8 +55,6 @@ def test_the_kill_schedule_is_fixed_by_the_seed() -> None:
 
 
 _OTHER_WRITER = """
-import sys
-sys.path.insert(0, {root!r})
 from dag.sqlite_db import open_sqlite
 conn = open_sqlite({db!r})
 conn.execute("INSERT INTO t VALUES (2)")
@@ -79,8 +78,8 @@ def test_a_second_connection_in_one_process_keeps_its_writes_safe_from_another_p
     daemon.execute("INSERT INTO t VALUES (1)")
     daemon.commit()
     second = open_sqlite(db)  # another service of the same process
-    code = _OTHER_WRITER.format(root=str(ROOT), db=db)
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    code = _OTHER_WRITER.format(db=db)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=ROOT)
     daemon.execute("INSERT INTO t VALUES (3)")
     daemon.commit()
     assert os.path.exists(db + "-wal")
@@ -90,6 +89,7 @@ def test_a_second_connection_in_one_process_keeps_its_writes_safe_from_another_p
     daemon.close()
 
 
+@pytest.mark.daemon
 @pytest.mark.slow
 def test_a_publish_killed_between_storing_and_queueing_is_delivered_when_repeated(
     tmp_path: Path,
@@ -119,7 +119,7 @@ def test_a_publish_killed_between_storing_and_queueing_is_delivered_when_repeate
 
             def publish() -> None:
                 with contextlib.suppress(httpx.HTTPError):  # killed while it waits for the queue
-                    daemon.http.app("POST", "/api/v1/activitypub/publish", json={"cid": cid})
+                    daemon.api("POST", "/api/v1/activitypub/publish", json={"cid": cid})
 
             blocker = sqlite3.connect(daemon.home / "deliveries.db", timeout=5)
             blocker.execute("BEGIN EXCLUSIVE")
@@ -133,7 +133,7 @@ def test_a_publish_killed_between_storing_and_queueing_is_delivered_when_repeate
                 blocker.close()
                 publishing.join(60)
             daemon.restart()
-            again = daemon.http.app("POST", "/api/v1/activitypub/publish", json={"cid": cid}).json()
+            again = daemon.api("POST", "/api/v1/activitypub/publish", json={"cid": cid}).json()
             assert again["already_published"], again
             wait_until(
                 lambda: remote.handled("Create").get(again["activity"]), 20, "the Create delivered"
@@ -142,6 +142,7 @@ def test_a_publish_killed_between_storing_and_queueing_is_delivered_when_repeate
         daemon.stop()
 
 
+@pytest.mark.daemon
 @pytest.mark.slow
 def test_an_add_killed_before_its_repo_append_is_chained_when_repeated(tmp_path: Path) -> None:
     """Node._sign_asset indexes the signed record, then appends it to our repo chain. Killed
@@ -174,7 +175,7 @@ def test_an_add_killed_before_its_repo_append_is_chained_when_repeated(tmp_path:
 
 def _quiet_add(daemon: DaemonProcess, data: bytes) -> None:
     with contextlib.suppress(httpx.HTTPError):  # killed while it waits for the repo
-        daemon.http.app("POST", "/api/v1/assets", params={"name": "work.bin"}, content=data)
+        daemon.api("POST", "/api/v1/assets", params={"name": "work.bin"}, content=data)
 
 
 def _indexed(home: Path, name: str) -> bool:
@@ -182,6 +183,8 @@ def _indexed(home: Path, name: str) -> bool:
         return db.execute("SELECT 1 FROM assets WHERE name = ?", (name,)).fetchone() is not None
 
 
+@pytest.mark.cli
+@pytest.mark.ffmpeg
 def test_verify_is_clean_after_a_render(tmp_path: Path) -> None:
     """Found by the crash campaign with no kill involved: one ``artdag render`` and ``artdag
     verify`` exited 1, naming the render's pinned receipt and provenance records as incomplete
@@ -201,6 +204,7 @@ def test_verify_is_clean_after_a_render(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
 
 
+@pytest.mark.cli
 def test_a_car_imported_again_during_a_collection_stays_whole(tmp_path: Path) -> None:
     """A CAR imported, unpinned and left for a while (its blocks older than the grace period)
     is imported again by ``artdag import`` while a collection is sweeping (the daemon's, here
@@ -243,6 +247,7 @@ def test_a_car_imported_again_during_a_collection_stays_whole(tmp_path: Path) ->
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
 
 
+@pytest.mark.cli
 def test_an_add_that_died_between_its_two_index_writes_signs_no_second_record(
     tmp_path: Path,
 ) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.harness.cli_helpers import Home
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cli]
 
 
 def _write_random(path, mib: int) -> None:

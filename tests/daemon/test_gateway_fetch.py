@@ -5,7 +5,6 @@ from a real ``artdag daemon`` on 127.0.0.1, served byte-identical through ``/ipf
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from daemon.core.network import start_network
 from daemon.core.node import Node, open_node
 from p2p.bitswap import BlockUnavailable
 from tests.harness.daemons import DaemonProcess, daemon_line, wait_until
-from tests.webui.test_gateway import running_gateway
+from tests.harness.gateway import running_gateway
 
 # -- the token bucket (pure) -------------------------------------------------------------------
 
@@ -92,12 +91,6 @@ class StandInNetwork:
         if self.store is not None:
             await self.store.put(dag.Block.checked(cid, data))
         return data
-
-
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    async with open_node(load_config(tmp_path / "home", environ={})) as node:
-        yield node
 
 
 def some_blocks(n: int) -> dict[dag.CID, bytes]:
@@ -207,6 +200,7 @@ def gateway_over(node: Node, **options: Any) -> Any:
     return running_gateway(node, fetch_missing=make_fetch_missing(node, **options))
 
 
+@pytest.mark.daemon
 @pytest.mark.slow
 async def test_a_file_on_another_daemon_is_fetched_and_served_byte_identical(
     tmp_path: Path,
@@ -240,6 +234,7 @@ async def test_a_file_on_another_daemon_is_fetched_and_served_byte_identical(
         a.stop()
 
 
+@pytest.mark.daemon
 @pytest.mark.slow
 def test_daemon_b_gateway_serves_what_only_daemon_a_has(tmp_path: Path) -> None:
     data = os.urandom(SIZE)

@@ -286,6 +286,7 @@ def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([ARTDAG, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("name", ["flow nested 5,000 deep", "blocks nested 5,000 deep"])
 def test_artdag_recipe_add_on_a_yaml_bomb_prints_one_line(tmp_path: Path, name: str) -> None:
     bomb = tmp_path / "bomb.yaml"
@@ -297,6 +298,7 @@ def test_artdag_recipe_add_on_a_yaml_bomb_prints_one_line(tmp_path: Path, name: 
     assert "recipe nests deeper than" in result.stderr
 
 
+@pytest.mark.cli
 def test_artdag_on_a_config_bomb_prints_one_line(tmp_path: Path) -> None:
     tmp_path.joinpath("config.toml").write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
     result = run_cli(tmp_path, "status")
@@ -358,6 +360,8 @@ def local_cid(daemon: DaemonProcess, text: str) -> str:
     return str(daemon.add_bytes(text.encode(), f"{secrets.token_hex(4)}.txt")["cid"])
 
 
+@pytest.mark.daemon
+@pytest.mark.cli
 def test_a_flooding_token_is_capped_while_another_token_is_served(node: DaemonProcess) -> None:
     with pins_client(node, "flood") as flood, pins_client(node) as other:
         # meta beyond [pinning] max_meta_bytes (default 4096): 400, nothing stored
@@ -409,6 +413,7 @@ def test_a_flooding_token_is_capped_while_another_token_is_served(node: DaemonPr
             )
 
 
+@pytest.mark.daemon
 def test_another_tokens_pin_gets_a_slot_while_unfindable_cids_are_fetching(
     node: DaemonProcess,
 ) -> None:
@@ -436,6 +441,7 @@ def test_another_tokens_pin_gets_a_slot_while_unfindable_cids_are_fetching(
             assert hog.delete(f"/pins/{r}").status_code == 202
 
 
+@pytest.mark.daemon
 @pytest.mark.parametrize(
     ("where", "kwargs"),
     [
@@ -484,6 +490,7 @@ def pin_with_origin(daemon: DaemonProcess, origin: str, label: str) -> None:
         wait_until(lambda: status_of(pins, rid) == "pinning", 30, "the fetch to start", POLL_S)
 
 
+@pytest.mark.daemon
 def test_a_loopback_origin_is_not_dialled_by_default(
     node: DaemonProcess, listener: tuple[socket.socket, int]
 ) -> None:
@@ -495,6 +502,7 @@ def test_a_loopback_origin_is_not_dialled_by_default(
     assert "is loopback" in node.log()
 
 
+@pytest.mark.daemon
 def test_a_loopback_origin_is_dialled_when_private_origins_are_allowed(
     tmp_path: Path, listener: tuple[socket.socket, int]
 ) -> None:

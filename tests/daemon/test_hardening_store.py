@@ -52,15 +52,6 @@ async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[FlatFsBlockstore]:
-    flatfs = FlatFsBlockstore(tmp_path / "store")
-    try:
-        yield flatfs
-    finally:
-        await flatfs.aclose()
-
-
-@pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     node = DaemonProcess(tmp_path / "home", ARTDAG_CHUNK_SIZE=str(CHUNK)).start()
     try:
@@ -72,6 +63,8 @@ def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
 # ------------------------------------------------ 2: a failed import and what others rely on
 
 
+@pytest.mark.daemon
+@pytest.mark.cli
 def test_failed_car_import_leaves_an_asset_uploaded_meanwhile_whole(
     daemon: DaemonProcess, tmp_path: Path
 ) -> None:
@@ -111,9 +104,7 @@ def test_failed_car_import_leaves_an_asset_uploaded_meanwhile_whole(
             60,
             "the import to store the valid blocks",
         )
-        upload = daemon.http.app(
-            "POST", "/api/v1/assets", params={"name": "same.bin"}, content=data
-        )
+        upload = daemon.api("POST", "/api/v1/assets", params={"name": "same.bin"}, content=data)
         assert upload.status_code == 201, upload.text
         assert upload.json()["cid"] == dag.cid_to_str(root)
         os.write(fd, corrupt)
@@ -124,16 +115,17 @@ def test_failed_car_import_leaves_an_asset_uploaded_meanwhile_whole(
     assert "does not match" in err.decode()
 
     cid = dag.cid_to_str(root)
-    cat = daemon.cli.main("cat", cid, check=False)
+    cat = daemon.cli("cat", cid, check=False)
     assert cat.returncode == 0, cat.stderr.decode()
     assert cat.stdout == data
-    gateway = daemon.http.app("GET", f"/ipfs/{cid}")
+    gateway = daemon.api("GET", f"/ipfs/{cid}")
     assert gateway.status_code == 200, gateway.text[:300]
     assert gateway.content == data
-    check = daemon.cli.main("verify", check=False)
+    check = daemon.cli("verify", check=False)
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
 
 
+@pytest.mark.cli
 def test_verify_names_a_pin_missing_a_block(tmp_path: Path) -> None:
     """A block file deleted by hand: the hashes of what is left are fine, but the pinned file
     is incomplete. ``artdag verify`` says which pin lacks which block and exits 1."""
@@ -205,6 +197,8 @@ async def test_verify_walks_recursive_and_direct_pins(store: FlatFsBlockstore) -
 # ---------------------------------------------------------------------- 6a: a private home
 
 
+@pytest.mark.daemon
+@pytest.mark.cli
 def test_init_makes_an_existing_home_and_everything_in_it_private(tmp_path: Path) -> None:
     """The README promises a 0700 home. A directory made beforehand with 0755 is tightened,
     and every file and directory init, a command and the daemon create is the owner's only
@@ -361,6 +355,7 @@ async def test_bitswap_never_wants_an_identity_cid(store: FlatFsBlockstore) -> N
     assert sent == []
 
 
+@pytest.mark.daemon
 def test_the_gateway_serves_identity_cids_without_any_peer(daemon: DaemonProcess) -> None:
     raw = identity_cid(b"served from the CID")
     file_node = inline_file_node(b"an inlined UnixFS file")

@@ -21,6 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from daemon.http.metrics import metrics_allowed
 from tests.harness.daemons import DaemonProcess
 
+pytestmark = pytest.mark.daemon
+
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -138,7 +140,7 @@ async def test_gossip_tells_its_message_observers_in_out_and_rejected() -> None:
     """The hook the metrics count gossip through, on real py-libp2p hosts over loopback."""
     from dag import encode_dagcbor
     from p2p.gossip import HEADS
-    from tests.p2p.test_gossip_network import gossip_nodes, head_message, link
+    from tests.harness.gossip_nodes import gossip_nodes, head_message, link
 
     async with gossip_nodes(2) as (a, b):
         heard: dict[str, list[tuple[str, str, str]]] = {"a": [], "b": []}

@@ -25,6 +25,8 @@ from schemathesis import checks as st_checks
 from daemon.core.pinning_api.tokens import add_token
 from tests.harness.daemons import DaemonProcess
 
+pytestmark = pytest.mark.daemon
+
 SPEC = (
     Path(__file__).resolve().parents[1] / "specs" / "ipfs-pinning-service.yaml"
 )  # vendored, unchanged

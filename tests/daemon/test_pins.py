@@ -18,6 +18,8 @@ import pytest
 
 from tests.harness.daemons import DaemonProcess, wait_until
 
+pytestmark = pytest.mark.daemon
+
 KIB = 1024
 
 

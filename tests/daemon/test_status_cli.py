@@ -8,9 +8,12 @@ import os
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.harness.cli_helpers import Home
 from tests.harness.daemons import DaemonProcess
+
+pytestmark = [pytest.mark.daemon, pytest.mark.cli]
 
 CREATOR = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
 
@@ -48,7 +51,7 @@ def test_status_with_a_daemon_asks_it(tmp_path: Path) -> None:
         with httpx.Client(base_url=daemon.api_url, timeout=30) as client:
             assert client.get(f"/ipfs/{cid}").status_code == 200
             assert client.get(f"/ipfs/{cid}").status_code == 200
-        status = json.loads(daemon.cli.main("status", "--json").stdout)
+        status = json.loads(daemon.cli("status", "--json").stdout)
         running = status["daemon"]
         assert running["running"] is True and running["pid"] == daemon.pid
         assert running["urls"] == [daemon.api_url] and running["uptime_s"] >= 0
@@ -56,7 +59,7 @@ def test_status_with_a_daemon_asks_it(tmp_path: Path) -> None:
         assert status["gateway"] == {"requests": 2, "bytes_sent": 10_000, "rate_limited": 0}
         assert status["pins"]["by_reason"] == {"local": 2}
         assert status["deliveries"] is not None  # the fediverse bridge's queue, all states
-        screen = daemon.cli.main("status").stdout.decode()
+        screen = daemon.cli("status").stdout.decode()
         assert f"running, pid {daemon.pid}" in screen
         assert daemon.api_url in screen
         assert "2 requests" in screen

@@ -58,6 +58,7 @@ def test_the_service_runs_artdag_daemon_as_its_own_user_in_var_lib() -> None:
         assert service.get(key) == wanted, f"{key} is {service.get(key)!r}, want {wanted!r}"
 
 
+@pytest.mark.cli
 def test_exec_start_is_a_command_line_the_real_cli_accepts() -> None:
     argv = exec_start()
     assert argv[0] == "/usr/local/bin/artdag" and argv[1] == "daemon"
@@ -74,6 +75,7 @@ def test_exec_start_is_a_command_line_the_real_cli_accepts() -> None:
     assert ctx.params["port"] == 8200
 
 
+@pytest.mark.cli
 def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:

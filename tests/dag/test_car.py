@@ -161,6 +161,7 @@ async def test_unixfs_file_round_trip(source, target):
     assert await export(target, [root]) == car
 
 
+@pytest.mark.slow
 async def test_dag_cbor_graph_round_trip_and_order(source, target):
     root, file_cid, data = await make_graph(source)
     car = await export(source, [root])
@@ -276,6 +277,7 @@ async def assert_left_for_gc(store) -> None:
     assert await store_state(store) == ([], [])
 
 
+@pytest.mark.slow
 async def test_truncated_car_at_many_cut_points(source, target):
     root, _file_cid, _ = await make_graph(source)
     car = await export(source, [root])
@@ -304,6 +306,7 @@ async def test_truncated_car_at_many_cut_points(source, target):
         await assert_left_for_gc(target)
 
 
+@pytest.mark.slow
 async def test_truncated_at_a_section_boundary_is_rejected(source, target):
     """A CAR cut between two sections is still incomplete: importing it must not pin (or keep)
     a root whose DAG is missing blocks."""

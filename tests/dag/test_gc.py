@@ -38,15 +38,6 @@ from dag.cids import multihash_key
 PARAMS = ImportParams(chunk_size=256, max_links=8)
 
 
-@pytest.fixture
-async def store(tmp_path):
-    store = FlatFsBlockstore(tmp_path / "repo")
-    try:
-        yield store
-    finally:
-        await store.aclose()
-
-
 class Dag:
     def __init__(self, root: CID, data: bytes, sizes: dict[bytes, int]) -> None:
         self.root, self.data, self.sizes = root, data, sizes
@@ -214,6 +205,7 @@ async def test_root_held_mid_sweep_is_protected_from_then_on(store):
     assert files(store) == {}
 
 
+@pytest.mark.slow
 async def test_reading_held_unpinned_files_during_gc_never_fails(store):
     readers = [await add(store, size=20_000), await add(store, size=20_000)]
     garbage = [await add(store) for _ in range(3)]

@@ -9,11 +9,6 @@ import dag
 from dag.dagpb import PBLink, PBNode, UnixFSData, UnixFSType, encode_node
 
 
-@pytest.fixture
-async def store(tmp_path):
-    return dag.FlatFsBlockstore(tmp_path / "blocks")
-
-
 async def _directory(
     store: dag.Blockstore, entries: dict[str, dag.Block], kind: UnixFSType = UnixFSType.DIRECTORY
 ) -> dag.Block:

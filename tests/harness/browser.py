@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.harness.daemons import ARTDAG, DaemonProcess
+from tests.harness.web_daemons import OWNER_PASSWORD
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Response
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
-    "OWNER_PASSWORD",
     "PageProblem",
     "Screenshots",
     "chromium_problem",
@@ -47,7 +45,6 @@ __all__ = [
     "log_in",
     "require_chromium",
     "screenshot_dir",
-    "webui_daemon",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +59,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-OWNER_PASSWORD = "correct horse battery staple"
 INSTALL_HINT = "run `scripts/install-test-peers.sh` as root (apt-get install chromium)"
 
 
@@ -100,27 +96,6 @@ def launch_chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
-
-
-@contextmanager
-def webui_daemon(home: Path, password: str = OWNER_PASSWORD) -> Iterator[DaemonProcess]:
-    """A real daemon (P2P off) whose owner password is ``password``, set by ``artdag init``."""
-    daemon = DaemonProcess(home, ARTDAG_P2P="false")
-    home.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [ARTDAG, "init", "--password-stdin"],
-        input=f"{password}\n".encode(),
-        env=daemon.env(),
-        capture_output=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"artdag init failed: {done.stderr.decode(errors='replace')}")
-    daemon.start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
 
 
 def log_in(page: Page, base_url: str, password: str = OWNER_PASSWORD) -> Response | None:

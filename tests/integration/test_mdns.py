@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-PAIR = Path(__file__).resolve().parents[1] / "peers" / "mdns_pair.py"
+ROOT = Path(__file__).resolve().parents[2]  # the child runs tests.peers.mdns_pair from here
 SETUP = "ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo"
 
 
@@ -32,8 +32,10 @@ def test_two_daemons_find_each_other_by_mdns(tmp_path: Path) -> None:
             pytest.fail(f"mDNS test cannot run in CI: {problem}")
         pytest.skip(problem)
     command = f'{SETUP} && exec "$@"'
+    pair = [sys.executable, "-m", "tests.peers.mdns_pair", str(tmp_path)]
     proc = subprocess.run(
-        ["unshare", "-n", "sh", "-c", command, "sh", sys.executable, str(PAIR), str(tmp_path)],
+        ["unshare", "-n", "sh", "-c", command, "sh", *pair],
+        cwd=ROOT,
         capture_output=True,
         timeout=120,
     )

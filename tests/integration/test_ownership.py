@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,9 @@ import trio
 
 from tests.harness.daemons import ARTDAG, DaemonProcess, daemon_line
 from tests.harness.media import make_video, run_ffmpeg_cli
-from tests.peers.ots_calendar import TestCalendar, start_test_calendar
+from tests.peers.ots_calendar import TestCalendar
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def calendar() -> AsyncIterator[TestCalendar]:
-    async with trio.open_nursery() as nursery:
-        cal: TestCalendar = await nursery.start(start_test_calendar)
-        yield cal
-        nursery.cancel_scope.cancel()
 
 
 async def cli(daemon: DaemonProcess, *args: str) -> tuple[str, str]:

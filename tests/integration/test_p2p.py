@@ -17,8 +17,8 @@ from dag import cid_to_str, encode_dagcbor
 from p2p.gossip import HEADS, Gossip, make_head_message
 from p2p.host import connect, running_host
 from provenance import Identity, record_cid
+from tests.harness.bitswap_peers import lying_peer
 from tests.harness.daemons import DaemonProcess, daemon_line, wait_until
-from tests.p2p.test_bitswap import lying_peer
 
 pytestmark = pytest.mark.slow
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.daemon.test_activitypub import bridge_daemon
 from tests.harness.daemons import DaemonProcess
 from tests.harness.fedify_peer import fedify_peer, require_fedify
 from tests.harness.media import make_video
+from tests.harness.web_daemons import bridge_daemon
 
 STYLES = {
     "rfc9421": ("rfc9421", "rfc9421"),
@@ -57,9 +57,7 @@ async def test_fedify_follows_receives_accept_and_publish(tmp_path: Path, style:
             video = make_video(tmp_path / "clip.mp4", seconds=1, container="mp4")
             asset = await trio.to_thread.run_sync(daemon.add_bytes, video.read_bytes(), "clip.mp4")
             out = await trio.to_thread.run_sync(
-                lambda: daemon.cli(
-                    "publish", asset["cid"], "--text", "Hello fediverse", "--json"
-                )
+                lambda: daemon.cli("publish", asset["cid"], "--text", "Hello fediverse", "--json")
             )
             published = json.loads(out.stdout)
             assert published["queued"] == 1
@@ -150,7 +148,7 @@ async def test_fedify_finds_the_creator_by_acct_over_https(tmp_path: Path) -> No
     https (the daemon serving TLS itself, its certificate trusted through NODE_EXTRA_CA_CERTS),
     then fetches the actor and follows."""
     require_fedify()
-    from tests.daemon.test_activitypub import free_port
+    from tests.harness.web_daemons import free_port
 
     cert, key = _self_signed(tmp_path)
     port = free_port()

@@ -48,7 +48,7 @@ def test_kubo_fetches_an_asset_added_with_artdag_add(
     data = os.urandom(3 * 1024 * 1024 + 12345)  # four 1 MiB raw leaves under a dag-pb root
     src = tmp_path / "clip.bin"
     src.write_bytes(data)
-    cid = daemon.cli.main("add", str(src)).stdout.decode().strip().splitlines()[-1]
+    cid = daemon.cli("add", str(src)).stdout.decode().strip().splitlines()[-1]
     kubo.connect(daemon.p2p_addr)
     assert kubo.cat(cid, timeout=60) == data
 
@@ -58,9 +58,9 @@ def test_the_daemon_fetches_a_file_added_on_kubo(
 ) -> None:
     data = os.urandom(700_000)  # CIDv0, three 256 KiB dag-pb leaves
     cid = kubo.add(data)
-    daemon.cli.main("connect", kubo.p2p_addrs[0])
+    daemon.cli("connect", kubo.p2p_addrs[0])
     out = tmp_path / "from-kubo.bin"
-    proc = daemon.cli.main("get", cid, "-o", str(out))
+    proc = daemon.cli("get", cid, "-o", str(out))
     assert proc.stdout.decode().strip().splitlines()[-1] == cid
     assert out.read_bytes() == data
 
@@ -69,13 +69,13 @@ def test_a_message_kubo_publishes_reaches_the_daemon(
     kubo: KuboInProcess, daemon: DaemonProcess
 ) -> None:
     sub = kubo.pubsub_subscribe(HEADS.name)  # join the topic so Kubo grafts the daemon
-    daemon.cli.main("connect", kubo.p2p_addrs[0])
+    daemon.cli("connect", kubo.p2p_addrs[0])
     wait_until(lambda: daemon.peer_id in kubo.pubsub_peers(HEADS.name), 20, "Kubo to see the topic")
     message = make_head_message(Identity.generate(), 0, record_cid({"type": "x"}))
     expected = cid_to_str(record_cid(message))
 
     def arrived() -> bool:
-        events = daemon.http.app("GET", "/api/v1/p2p/gossip").json()["events"]
+        events = daemon.api("GET", "/api/v1/p2p/gossip").json()["events"]
         return any(
             e["direction"] == "in" and e["from"] == kubo.peer_id and e["cid"] == expected
             for e in events
@@ -104,7 +104,7 @@ def test_a_pin_request_whose_dag_lives_on_kubo_reaches_pinned(
     ``test_pinning_schema.py``.)"""
     data = os.urandom(900_000)  # CIDv0: four 256 KiB dag-pb leaves under a root
     cid = kubo.add(data)
-    token = daemon.cli.main("pinning", "token-add", "kubo-user").stdout.decode().split()[0]
+    token = daemon.cli("pinning", "token-add", "kubo-user").stdout.decode().split()[0]
     origins = kubo.p2p_addrs  # /ip4/127.0.0.1/tcp/N/p2p/<Kubo's peer id>
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=daemon.api_url, headers=headers, timeout=30) as pins:
@@ -118,7 +118,7 @@ def test_a_pin_request_whose_dag_lives_on_kubo_reaches_pinned(
         )
         status = pins.get(f"/pins/{rid}").json()
         assert status["status"] == "pinned", status
-    listed = daemon.http.app("GET", "/api/v1/pins", params={"reason": "remote"}).json()["pins"]
+    listed = daemon.api("GET", "/api/v1/pins", params={"reason": "remote"}).json()["pins"]
     assert [p["cid"] for p in listed] == [cid]
     with httpx.Client(base_url=daemon.api_url, timeout=30) as gateway:
         assert gateway.get(f"/ipfs/{cid}").content == data

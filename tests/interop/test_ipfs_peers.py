@@ -8,13 +8,7 @@ from __future__ import annotations
 import dag_cbor
 from multiformats import CID, multihash, varint
 
-from tests.harness import ipfs_peers
 from tests.harness.ipfs_peers import JsIpfs, require_js_ipfs
-
-# Session fixtures from tests/harness/ipfs_peers.py (a conftest.py could list `pytest_plugins`
-# instead).
-js_ipfs = ipfs_peers.js_ipfs
-kubo = ipfs_peers.kubo
 
 HELLO = b"hello\n"
 # CIDv1 raw sha2-256 of b"hello\n", computed independently below as well.

@@ -33,7 +33,6 @@ from p2p.bitswap import (
     BlockUnavailable,
     Message,
     MessageError,
-    PayloadBlock,
     Presence,
     PresenceType,
     ServerLedger,
@@ -46,6 +45,7 @@ from p2p.bitswap import (
 )
 from p2p.bitswap.framing import FrameReader, frame
 from p2p.host import connect, host_addrs, running_host
+from tests.harness.bitswap_peers import lying_peer
 
 
 def raw_block(data: bytes) -> Block:
@@ -314,6 +314,7 @@ async def all_present(store: FlatFsBlockstore, root: CID) -> int:
     return len([cid async for cid, _ in dag.walk_dag(store, [root])])
 
 
+@pytest.mark.slow
 async def test_fetch_multilevel_unixfs_file_and_dagcbor_graph(tmp_path):
     data = random.Random(3).randbytes(300_000)
     source = tmp_path / "file.bin"
@@ -360,6 +361,7 @@ async def test_fetch_multilevel_unixfs_file_and_dagcbor_graph(tmp_path):
         assert again.already_had == imported.blocks and again.fetched == 0
 
 
+@pytest.mark.slow
 async def test_unavailable_block_raises_naming_cid_and_peers(tmp_path):
     async with AsyncExitStack() as stack:
         alice = await stack.enter_async_context(bitswap_node(tmp_path / "alice"))
@@ -376,35 +378,7 @@ async def test_unavailable_block_raises_naming_cid_and_peers(tmp_path):
 # -- misbehaving peers ---------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def lying_peer(counter: list[int]) -> AsyncIterator[IHost]:
-    """A real host speaking bitswap 1.2.0 through our codec that claims to have every block
-    and answers each want-block with the right CID prefix but other bytes."""
-    async with running_host() as host, trio.open_nursery() as nursery:
-
-        async def handle(stream: INetStream) -> None:
-            peer = stream.muxed_conn.peer_id
-            out = await host.new_stream(peer, [TProtocol(PROTOCOL_V120)])
-            reader = FrameReader(stream, 1 << 22)
-            while (raw := await reader.next()) is not None:
-                reply = Message()
-                for entry in decode_message(raw).entries:
-                    if entry.cancel:
-                        continue
-                    if entry.want_type == WantType.HAVE:
-                        reply.presences.append(Presence(entry.cid, PresenceType.HAVE))
-                    else:
-                        counter.append(1)
-                        junk = b"not the bytes you want " + bytes(entry.cid)
-                        reply.blocks.append(PayloadBlock(BlockPrefix.of(entry.cid), junk))
-                if not reply.is_empty():
-                    await out.write(frame(encode_message(reply)))
-
-        host.set_stream_handler(TProtocol(PROTOCOL_V120), handle)
-        yield host
-        nursery.cancel_scope.cancel()
-
-
+@pytest.mark.slow
 async def test_peer_sending_wrong_bytes_is_caught_and_block_fetched_elsewhere(tmp_path):
     data = random.Random(9).randbytes(5000)
     source = tmp_path / "f.bin"

@@ -3,15 +3,13 @@ found and dialled the other. Not a test itself: tests/integration/test_mdns.py r
 fresh network namespace (``unshare -n``) whose only interface is a multicast-enabled loopback, so
 the mDNS traffic never leaves this machine's sandbox.
 
-Usage: python mdns_pair.py WORKDIR
+Usage, from the repository root: python -m tests.peers.mdns_pair WORKDIR
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.harness.daemons import DaemonProcess, wait_until
 

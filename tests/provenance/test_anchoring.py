@@ -12,7 +12,6 @@ import itertools
 import re
 import socket
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,7 @@ from provenance.anchoring import (
     verify_leaf,
 )
 from provenance.merkle import MerkleProof
-from tests.peers.ots_calendar import TestCalendar, start_test_calendar
+from tests.peers.ots_calendar import TestCalendar
 
 OTS = str(Path(sys.executable).with_name("ots"))
 
@@ -61,21 +60,8 @@ async def _ots_info(path: str, home: Path) -> str:
 
 
 @pytest.fixture
-async def calendar() -> AsyncIterator[TestCalendar]:
-    async with trio.open_nursery() as nursery:
-        cal: TestCalendar = await nursery.start(start_test_calendar)
-        yield cal
-        nursery.cancel_scope.cancel()
-
-
-@pytest.fixture
 def identity() -> Identity:
     return Identity.generate()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> dag.FlatFsBlockstore:
-    return dag.FlatFsBlockstore(tmp_path / "store")
 
 
 def _service(
@@ -106,6 +92,7 @@ def test_leaf_paths_verify_and_tampered_leaf_fails(identity: Identity) -> None:
         batch_root([cids[0], cids[0]])
 
 
+@pytest.mark.slow
 async def test_anchor_upgrade_verify_against_test_calendar(
     tmp_path: Path, calendar: TestCalendar, identity: Identity, store: dag.FlatFsBlockstore
 ) -> None:
@@ -223,6 +210,7 @@ async def test_bad_input_and_unreachable_calendar(
             await service.verify(missing)
 
 
+@pytest.mark.slow
 async def test_cli_anchor_anchors_verify_anchor(tmp_path: Path, calendar: TestCalendar) -> None:
     """The three commands, run in-process with click's runner (in a worker thread: each command
     runs its own trio loop) against a node home and the test calendar."""

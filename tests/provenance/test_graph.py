@@ -30,8 +30,10 @@ from provenance.graph import (
 from renderer import BUILTIN_AUTHOR, effect_cid, load_recipe_yaml
 from tests.harness.cli_helpers import Home
 from tests.harness.media import make_video
-from tests.harness.renderer_fixtures import MediaSet, add, make_media, render_service
+from tests.harness.renderer_fixtures import MediaSet, add, render_service
 from webui.provenance_svg import to_svg
+
+pytestmark = pytest.mark.ffmpeg
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -43,11 +45,6 @@ nodes:
   joined: {effect: sequence, inputs: [a, small]}
 output: joined
 """
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> MediaSet:
-    return make_media(tmp_path_factory.mktemp("media"))
 
 
 async def _no_claims(_cid: CID) -> list[tuple[CID, dict[str, Any]]]:

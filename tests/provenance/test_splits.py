@@ -318,6 +318,7 @@ def _graphs(draw):
     return works
 
 
+@pytest.mark.slow
 @FAST
 @given(_graphs(), st.integers(0, 10**9), st.data())
 def test_payouts_always_sum_to_the_pool(works, pool, data):
@@ -357,6 +358,7 @@ def test_ninety_ten_worked_example():
     assert "art09" not in out and "art10" not in out
 
 
+@pytest.mark.slow
 @FAST
 @given(
     st.dictionaries(

@@ -12,12 +12,9 @@ from renderer import BUILTIN_EFFECTS
 from tests.harness.cli_helpers import Home
 from tests.harness.media import make_video
 
+pytestmark = [pytest.mark.cli, pytest.mark.ffmpeg]
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Home:
-    return Home(tmp_path / "home")
 
 
 def one_line_error(proc: object) -> str:

@@ -23,6 +23,8 @@ from renderer.probe import MediaInfo, StreamInfo, probe
 from renderer.sandbox import FfmpegInput, run_ffmpeg
 from tests.harness.media import make_big_frames, make_video, run_ffmpeg_cli
 
+pytestmark = pytest.mark.ffmpeg
+
 LIMITS = Limits()
 FFV1 = ["-map", "[v]", "-c:v", "ffv1"]
 

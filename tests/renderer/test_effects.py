@@ -14,14 +14,11 @@ from daemon.core.render.service import RenderService
 from dag import CID
 from renderer import BUILTIN_EFFECTS, load_recipe_yaml, read_beats_record
 from renderer.effect_graphs import beat_slices
-from tests.harness.renderer_fixtures import MediaSet, add, make_media, probe_stored, render_service
+from tests.harness.renderer_fixtures import MediaSet, add, probe_stored, render_service
+
+pytestmark = pytest.mark.ffmpeg
 
 TESTED: set[str] = set()
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> MediaSet:
-    return make_media(tmp_path_factory.mktemp("media"))
 
 
 async def one(

@@ -27,6 +27,8 @@ from renderer.fingerprinting import fingerprint_file
 from renderer.limits import Limits
 from tests.harness.media import make_audio, make_video, run_ffmpeg_cli
 
+pytestmark = pytest.mark.ffmpeg
+
 LIMITS = Limits()
 SIZE = "320x180"
 

@@ -1171,6 +1171,7 @@ KINDS = (
 )  # fmt: skip
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     start=st.integers(0, 99),  # hundredths of a second: where leases fall between seconds

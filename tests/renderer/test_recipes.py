@@ -107,6 +107,7 @@ def test_canonical_record_round_trips_and_coerces_numbers() -> None:
     assert back.to_record() == one.to_record()
 
 
+@pytest.mark.slow
 def test_effect_records_verify_and_their_cids_are_stable() -> None:
     """The same CIDs in a fresh interpreter (and pinned here: a change must be deliberate)."""
     for name in BUILTIN_EFFECTS:

@@ -12,7 +12,9 @@ import dag
 from dag import cid_to_str
 from provenance import verify_signed
 from renderer import effect_cid, ffmpeg_version, load_recipe_yaml
-from tests.harness.renderer_fixtures import MediaSet, add, make_media, probe_stored, render_service
+from tests.harness.renderer_fixtures import MediaSet, add, probe_stored, render_service
+
+pytestmark = pytest.mark.ffmpeg
 
 RECIPE = """
 name: two-clips
@@ -26,11 +28,6 @@ nodes:
 output: out
 """
 # steps: small, tint, red, joined/1 (tint+red), joined (joined/1+small), out
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> MediaSet:
-    return make_media(tmp_path_factory.mktemp("media"))
 
 
 async def test_step_cache_renders_only_what_changed(tmp_path: Path, media: MediaSet) -> None:

@@ -23,6 +23,8 @@ from renderer.probe import probe
 from renderer.sandbox import FfmpegInput, decode_audio_pcm, run_ffmpeg, run_sandboxed
 from tests.harness.media import beat_times, make_audio, make_video
 
+pytestmark = pytest.mark.ffmpeg
+
 LIMITS = Limits()
 
 

@@ -70,6 +70,8 @@ def test_login_throttle_backs_off_per_client() -> None:
     assert throttle.wait("a", now=2000.0) == 0
 
 
+@pytest.mark.daemon
+@pytest.mark.cli
 def test_init_and_passwd_set_the_password_and_passwd_ends_sessions(tmp_path: Path) -> None:
     daemon = DaemonProcess(tmp_path / "home", ARTDAG_P2P="false")
     env = daemon.env()

@@ -26,10 +26,12 @@ from tests.harness.browser import (
     log_in,
     require_chromium,
     screenshot_dir,
-    webui_daemon,
 )
 from tests.harness.daemons import DaemonProcess
 from tests.harness.media import make_video
+from tests.harness.web_daemons import webui_daemon
+
+pytestmark = [pytest.mark.daemon, pytest.mark.browser]
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -93,7 +95,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def asset_cids(daemon: DaemonProcess) -> set[str]:
-    listed = daemon.http.app("GET", "/api/v1/assets", params={"limit": 1000}).json()["assets"]
+    listed = daemon.api("GET", "/api/v1/assets", params={"limit": 1000}).json()["assets"]
     return {row["cid"] for row in listed}
 
 
@@ -226,7 +228,7 @@ def test_upload_list_play_and_provenance(
     log_in(page, base_url)
     cid = upload_through_form(page, base_url, video_file, "browser, test clip")
     assert cid in asset_cids(daemon)
-    stored = daemon.http.app("GET", f"/api/v1/assets/{cid}").json()
+    stored = daemon.api("GET", f"/api/v1/assets/{cid}").json()
     assert stored["size"] == video_file.stat().st_size
     assert {"browser", "test clip"} <= set(stored["tags"])
 
@@ -282,7 +284,7 @@ def test_screenshots_of_every_page(
 ) -> None:
     """A full-page PNG of each page; a page may still be a stub, but must not be an error."""
     shots = Screenshots(screenshot_dir())
-    added = daemon.http.app(
+    added = daemon.api(
         "POST",
         "/api/v1/assets",
         params={"name": video_file.name, "tag": ["browser", "test clip"]},

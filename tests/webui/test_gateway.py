@@ -7,24 +7,17 @@ import hashlib
 import json
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 import pytest
-import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
-from quart_trio import QuartTrio
 
 import dag
-from daemon.config import load_config
-from daemon.core.node import Node, open_node
+from daemon.core.node import Node
 from dag.dagpb import PBLink, PBNode, UnixFSData, UnixFSType, encode_node
+from tests.harness.gateway import running_gateway
 from tests.harness.media import make_video
 from webui import (
     RangeKind,
-    add_gateway_routes,
     content_disposition,
     if_none_match_hits,
     if_range_allows,
@@ -37,27 +30,6 @@ CHUNK = 16 * 1024  # 3 MiB in 16 KiB leaves: 193 leaves under two parents (174 +
 BIG = 3 * 1024 * 1024 + 12345
 LEAVES = -(-BIG // CHUNK)
 UNKNOWN = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-
-
-@asynccontextmanager
-async def running_gateway(node: Node, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
-    app = QuartTrio("gateway-test")
-    add_gateway_routes(app, node, **options)
-    hconfig = HypercornConfig()
-    hconfig.bind = ["127.0.0.1:0"]
-    hconfig.accesslog = None
-    hconfig.graceful_timeout = 1
-    async with trio.open_nursery() as nursery:
-        urls = await nursery.start(serve, app, hconfig)
-        async with httpx.AsyncClient(base_url=urls[0], timeout=30) as client:
-            yield client
-        nursery.cancel_scope.cancel()
-
-
-@pytest.fixture
-async def node(tmp_path):
-    async with open_node(load_config(tmp_path / "home", environ={})) as node:
-        yield node
 
 
 @pytest.fixture
@@ -208,6 +180,7 @@ async def test_car_reads_back_to_the_same_blocks(gateway, big_file, node):
     assert response.content == exported  # the same bytes as `artdag` exports
 
 
+@pytest.mark.ffmpeg
 async def test_mp4_content_type_from_index_and_from_sniffing(gateway, node, tmp_path):
     client, _ = gateway
     video = make_video(tmp_path / "clip.mp4", seconds=0.5, size="64x36", container="mp4")

@@ -18,9 +18,7 @@ import pytest
 import trio
 
 import dag
-from daemon.config import load_config
-from daemon.core.node import open_node
-from tests.webui.test_gateway import running_gateway
+from tests.harness.gateway import running_gateway
 from webui import ClientLimits, GatewayEvent, client_address
 
 # -- ClientLimits (pure) -------------------------------------------------------------------
@@ -76,12 +74,6 @@ def test_the_client_is_the_peer_unless_a_proxy_is_trusted() -> None:
 
 CHUNK = 4096
 SIZE = 64 * CHUNK + 100
-
-
-@pytest.fixture
-async def node(tmp_path):
-    async with open_node(load_config(tmp_path / "home", environ={})) as node:
-        yield node
 
 
 @pytest.fixture

@@ -20,9 +20,10 @@ import trio
 
 import dag
 from daemon.config import load_config
-from daemon.core.node import Node, open_node
+from daemon.core.node import Node
 from daemon.home import read_token
 from daemon.runtime import serve_http
+from daemon.services import open_services
 from dag import Block, record_block
 from dag.dagpb import PBLink, PBNode, UnixFSData, UnixFSType, encode_node
 from p2p.gossip import make_head_message
@@ -39,9 +40,10 @@ SCRIPT = b"<script>fetch('/settings').then(r => r.text()).then(alert)</script>\n
 async def app(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Node]]:
     """The daemon's real app (API, gateway, pages) over a real node, on 127.0.0.1."""
     config = load_config(tmp_path / "home", environ={})
-    async with open_node(config) as node, trio.open_nursery() as nursery:
+    async with open_services(config) as services, trio.open_nursery() as nursery:
+        node = services.node
         token = read_token(config)
-        urls = await nursery.start(serve_http, node, token, "127.0.0.1", 0)
+        urls = await nursery.start(serve_http, services, token, "127.0.0.1", 0)
         async with httpx.AsyncClient(base_url=urls[0], timeout=30) as client:
             client.headers["Authorization"] = f"Bearer {token}"
             yield client, node
@@ -285,6 +287,7 @@ async def test_owner_adding_bytes_first_indexed_from_a_peer_signs_its_own_record
 # -- finding 6 (part): concurrent uploads of one file ------------------------------------------
 
 
+@pytest.mark.daemon
 @pytest.mark.slow
 def test_concurrent_uploads_of_one_file_make_one_record_and_one_commit(tmp_path):
     daemon = DaemonProcess(tmp_path / "home").start()
@@ -303,7 +306,7 @@ def test_concurrent_uploads_of_one_file_make_one_record_and_one_commit(tmp_path)
             thread.start()
         for thread in threads:
             thread.join(120)
-        did = daemon.http.app("GET", "/healthz").json()["did"]
+        did = daemon.api("GET", "/healthz").json()["did"]
     finally:
         daemon.stop()
     assert len(results) == 12
@@ -333,18 +336,21 @@ async def _chunks(data: bytes) -> AsyncIterator[bytes]:
 PAGE = b"<title>t</title><script>document.title = 'ran on ' + location.origin</script>\n"
 
 
+@pytest.mark.daemon
+@pytest.mark.browser
 def test_chromium_runs_no_script_from_the_gateway(tmp_path):
     """Debian's Chromium opens content whose stored type is a comma list ending in text/html
     (as a peer's record once made it; written straight into the index here, as an index from
     before the fix may hold it), and an honest text/html page: no script runs in either."""
     import sqlite3
 
-    from tests.harness.browser import launch_chromium, log_in, require_chromium, webui_daemon
+    from tests.harness.browser import launch_chromium, log_in, require_chromium
+    from tests.harness.web_daemons import webui_daemon
 
     require_chromium()
     with webui_daemon(tmp_path / "home") as daemon:
         hostile = daemon.add_bytes(PAGE, "notes.txt")["cid"]
-        honest = daemon.http.app(
+        honest = daemon.api(
             "POST",
             "/api/v1/assets",
             params={"name": "page.html"},

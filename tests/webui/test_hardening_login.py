@@ -9,7 +9,6 @@ session cookie as a browser would. The ``X-Forwarded-For`` values are documentat
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 
@@ -17,7 +16,10 @@ import httpx
 import pytest
 
 from tests.harness.daemons import DaemonProcess
+from tests.harness.web_daemons import csrf_of, webui_daemon
 from webui.pages import _safe_next
+
+pytestmark = pytest.mark.daemon
 
 PASSWORD = "the owner's password"
 ATTACKER = "203.0.113.5"
@@ -26,31 +28,20 @@ COOKIE = "artdag_session"
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    d = DaemonProcess(tmp_path_factory.mktemp("hardening-web") / "home", ARTDAG_P2P="false")
-    d.home.mkdir(parents=True)
-    (d.home / "config.toml").write_text("[gateway]\ntrust_forwarded_for = true\n")
-    d.init(PASSWORD).start()
-    try:
+    home = tmp_path_factory.mktemp("hardening-web") / "home"
+    with webui_daemon(home, PASSWORD, config_toml="[gateway]\ntrust_forwarded_for = true\n") as d:
         yield d
-    finally:
-        d.stop()
 
 
 def _client(daemon: DaemonProcess, **kwargs: object) -> httpx.Client:
     return httpx.Client(base_url=daemon.api_url, timeout=60, follow_redirects=False, **kwargs)  # type: ignore[arg-type]
 
 
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, "no CSRF field on the page"
-    return found.group(1)
-
-
 def _log_in(
     client: httpx.Client, password: str, forwarded: str, next_path: str = "/"
 ) -> httpx.Response:
     headers = {"X-Forwarded-For": forwarded}
-    token = _csrf(client.get("/login", headers=headers).text)
+    token = csrf_of(client.get("/login", headers=headers).text)
     return client.post(
         "/login",
         data={"password": password, "csrf": token, "next": next_path},
@@ -66,11 +57,11 @@ def test_a_locked_out_address_does_not_lock_out_the_owner_behind_the_proxy(
 ) -> None:
     with _client(daemon) as attacker, _client(daemon) as owner:
         owner_headers = {"X-Forwarded-For": "198.51.100.7"}
-        owner_token = _csrf(owner.get("/login", headers=owner_headers).text)
+        owner_token = csrf_of(owner.get("/login", headers=owner_headers).text)
         # Wrong passwords until the throttle makes this address wait at least 4 s (seven
         # failures); a 429 before that is waited out, so slow machines get there too.
         for _ in range(30):
-            token = _csrf(attacker.get("/login", headers={"X-Forwarded-For": ATTACKER}).text)
+            token = csrf_of(attacker.get("/login", headers={"X-Forwarded-For": ATTACKER}).text)
             r = attacker.post(
                 "/login",
                 data={"password": "wrong password", "csrf": token},
@@ -149,7 +140,7 @@ def _opens_settings(daemon: DaemonProcess, cookie: str) -> bool:
 
 
 def _log_out(client: httpx.Client) -> None:
-    token = _csrf(client.get("/settings").text)
+    token = csrf_of(client.get("/settings").text)
     r = client.post("/logout", data={"csrf": token})
     assert r.status_code == 302
 

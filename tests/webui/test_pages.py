@@ -18,30 +18,15 @@ import pytest
 
 from tests.harness.daemons import DaemonProcess
 from tests.harness.media import make_video
+from tests.harness.web_daemons import csrf_of, log_in_client
 from webui.pages_assets import human_size, media_kind, parse_tags
 from webui.pages_settings import policy_values
 
-PASSWORD = "a web password"
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    d = DaemonProcess(tmp_path_factory.mktemp("webui-pages") / "home", ARTDAG_P2P="false")
-    d.init(PASSWORD).start()
-    try:
-        yield d
-    finally:
-        d.stop()
+pytestmark = pytest.mark.daemon
 
 
 def _client(daemon: DaemonProcess) -> httpx.Client:
     return httpx.Client(base_url=daemon.api_url, timeout=60, follow_redirects=False)
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, "no CSRF field on the page"
-    return found.group(1)
 
 
 def _notice(page: str) -> str:
@@ -53,8 +38,7 @@ def _notice(page: str) -> str:
 def owner(daemon: DaemonProcess) -> Iterator[httpx.Client]:
     """A client logged in as the owner (its cookie jar holds the session)."""
     client = _client(daemon)
-    token = _csrf(client.get("/login").text)
-    r = client.post("/login", data={"password": PASSWORD, "csrf": token, "next": "/assets"})
+    r = log_in_client(client, next_path="/assets")
     assert r.status_code in (302, 303) and r.headers["location"] == "/assets", r.text
     yield client
     client.close()
@@ -105,13 +89,13 @@ def test_login_is_needed(daemon: DaemonProcess, video: Path) -> None:
 def test_upload_list_detail(daemon: DaemonProcess, owner: httpx.Client, video: Path) -> None:
     listing = _get(owner, "/assets")
     assert "<form data-upload" in listing and 'name="file"' in listing
-    before = daemon.http.app("GET", "/api/v1/assets").json()["assets"]
+    before = daemon.api("GET", "/api/v1/assets").json()["assets"]
 
     refused = _upload(owner, video, None)  # no CSRF field
     assert refused.status_code == 403
-    assert daemon.http.app("GET", "/api/v1/assets").json()["assets"] == before
+    assert daemon.api("GET", "/api/v1/assets").json()["assets"] == before
 
-    r = _upload(owner, video, _csrf(listing), tags="test, <b>clip</b>")
+    r = _upload(owner, video, csrf_of(listing), tags="test, <b>clip</b>")
     assert r.status_code == 303, r.text
     location = r.headers["location"]
     cid = location.rsplit("/", 1)[1]
@@ -143,14 +127,14 @@ def test_upload_list_detail(daemon: DaemonProcess, owner: httpx.Client, video: P
         assert as_json["cid"] == cid and as_json["asset"]["name"] == "clip.webm"
 
     # publishing with no followers: a notice saying nothing was queued
-    r = owner.post(f"/assets/{cid}/publish", data={"csrf": _csrf(detail), "text": "new work"})
+    r = owner.post(f"/assets/{cid}/publish", data={"csrf": csrf_of(detail), "text": "new work"})
     assert r.status_code == 303 and r.headers["location"] == location
     said = _notice(_get(owner, location))
     assert "Published" in said and "queued to 0 follower inboxes" in said
 
 
 def test_empty_upload_is_refused(owner: httpx.Client) -> None:
-    token = _csrf(_get(owner, "/assets"))
+    token = csrf_of(_get(owner, "/assets"))
     r = owner.post("/assets", data={"csrf": token}, files={"file": ("", b"", "text/plain")})
     assert r.status_code == 400 and "Choose a file" in r.text
 
@@ -158,7 +142,7 @@ def test_empty_upload_is_refused(owner: httpx.Client) -> None:
 def test_volunteer_policy(daemon: DaemonProcess, owner: httpx.Client) -> None:
     config = daemon.home / "config.toml"
     page = _get(owner, "/settings")
-    token = _csrf(page)
+    token = csrf_of(page)
     form = {
         "csrf": token,
         "max_jobs": "1",
@@ -189,7 +173,7 @@ def test_volunteer_policy(daemon: DaemonProcess, owner: httpx.Client) -> None:
 
 def test_pins(daemon: DaemonProcess, owner: httpx.Client) -> None:
     cid = daemon.add_bytes(b"pin me", "pin.txt")["cid"]
-    token = _csrf(_get(owner, "/settings"))
+    token = csrf_of(_get(owner, "/settings"))
     assert f'data-pin="{cid}"' in _get(owner, "/settings")  # added assets are pinned
     assert owner.post("/settings/unpin", data={"csrf": token, "cid": cid}).status_code == 303
     page = _get(owner, "/settings")
@@ -208,7 +192,7 @@ def test_pins(daemon: DaemonProcess, owner: httpx.Client) -> None:
 def test_pinning_policies_and_gc_from_settings(daemon: DaemonProcess, owner: httpx.Client) -> None:
     page = _get(owner, "/settings")
     assert 'id="pinning"' in page and "Followed creators" in page
-    token = _csrf(page)
+    token = csrf_of(page)
     assert owner.post("/settings/gc", data={"csrf": token}).status_code == 303
     page = _get(owner, "/settings")
     assert _notice(page).startswith("Removed ") and " freed " in _notice(page)
@@ -219,7 +203,7 @@ def test_pinning_policies_and_gc_from_settings(daemon: DaemonProcess, owner: htt
 def test_domain_blocks(owner: httpx.Client) -> None:
     page = _get(owner, "/fediverse")
     assert "@creator@" in page and "No followers yet" in page
-    token = _csrf(page)
+    token = csrf_of(page)
     r = owner.post("/fediverse/block", data={"csrf": token, "domain": "Spam.Example"})
     assert r.status_code == 303 and r.headers["location"] == "/fediverse"
     page = _get(owner, "/fediverse")

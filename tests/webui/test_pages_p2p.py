@@ -15,6 +15,8 @@ import pytest
 from tests.harness.daemons import DaemonProcess
 from tests.harness.web_daemons import OWNER_PASSWORD, log_in_client
 
+pytestmark = pytest.mark.daemon
+
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:

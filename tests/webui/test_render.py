@@ -8,37 +8,19 @@ and its provenance. Nothing is mocked.
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.harness.daemons import ARTDAG, DaemonProcess
+from tests.harness.daemons import DaemonProcess
 from tests.harness.media import make_video
+from tests.harness.web_daemons import csrf_of, log_in_client
 
-PASSWORD = "render page password"
+pytestmark = [pytest.mark.daemon, pytest.mark.ffmpeg]
+
 RENDER_DEADLINE_S = 90.0
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    root = tmp_path_factory.mktemp("webui-render")
-    node = DaemonProcess(root / "home", ARTDAG_P2P="false")
-    done = subprocess.run(
-        [ARTDAG, "init", "--password-stdin"],
-        input=f"{PASSWORD}\n".encode(),
-        env=node.env(),
-        capture_output=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +29,10 @@ def clip(daemon: DaemonProcess, tmp_path_factory: pytest.TempPathFactory) -> str
     return str(daemon.add_bytes(path.read_bytes(), "clip.mkv")["cid"])
 
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found is not None, "no CSRF token in the page"
-    return found.group(1)
-
-
 @pytest.fixture
 def browser(daemon: DaemonProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=daemon.api_url, timeout=30) as client:
-        token = _csrf(client.get("/login").text)
-        response = client.post("/login", data={"password": PASSWORD, "csrf": token})
+        response = log_in_client(client)
         assert response.status_code == 302, response.text
         yield client
 
@@ -65,7 +40,7 @@ def browser(daemon: DaemonProcess) -> Iterator[httpx.Client]:
 def _compose(browser: httpx.Client, clip: str, **steps: str) -> httpx.Response:
     page = browser.get("/recipes")
     assert page.status_code == 200
-    form = {"csrf": _csrf(page.text), "name": "web-chain", "input_a": clip, "input_b": ""}
+    form = {"csrf": csrf_of(page.text), "name": "web-chain", "input_a": clip, "input_b": ""}
     return browser.post("/recipes/render", data=form | steps)
 
 
@@ -138,7 +113,7 @@ def test_jobs_page_says_the_market_is_off_without_p2p(browser: httpx.Client) -> 
     assert 'data-market="off"' in page.text and "not running" in page.text
 
 
-def test_pages_need_login_and_csrf(daemon: DaemonProcess, browser: httpx.Client) -> None:
+def test_pages_need_login_andcsrf_of(daemon: DaemonProcess, browser: httpx.Client) -> None:
     with httpx.Client(base_url=daemon.api_url, timeout=30) as stranger:
         for path in ("/recipes", "/jobs", "/renders/0123456789abcdef", "/renders/00.json"):
             response = stranger.get(path)
