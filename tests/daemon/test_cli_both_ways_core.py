@@ -22,6 +22,8 @@ from click.testing import CliRunner
 from daemon.cli.main import main
 from tests.harness.daemons import DaemonProcess
 
+pytestmark = pytest.mark.daemon
+
 BIG = b"0123456789abcdef" * 20_000  # five chunks of 64 KiB
 MISSING = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"  # nobody has it
 
