@@ -24,7 +24,8 @@ from daemon.http import context
 from daemon.http import market as market_routes
 from daemon.http import render as render_routes
 from daemon.http.activitypub import fediverse, fediverse_api
-from daemon.http.content import body_within, content
+from daemon.http.assets import assets
+from daemon.http.content import content
 from daemon.http.metrics import add_metrics_routes
 from daemon.http.money import money
 from daemon.http.ownership import ownership
@@ -34,11 +35,9 @@ from daemon.http.pinning_admin import pinning_admin
 from daemon.http.pins import pins as pins_routes
 from daemon.http.render import RenderRequestError
 from daemon.services import Services
-from dag import cid_to_str, parse_cid
 from p2p.errors import P2PError
-from provenance import ProvenanceError, is_media_type
+from provenance import ProvenanceError
 from webui import (
-    USER_CONTENT_HEADERS,
     AssetSummary,
     ClientLimits,
     LiveSessions,
@@ -53,24 +52,6 @@ from webui import (
 __all__ = ["create_app"]
 
 _OCTET_STREAM = "application/octet-stream"
-
-
-def _import_overrides(args: Any) -> dict[str, Any]:
-    """``?chunk_size=&cid_version=&raw_leaves=`` of an upload (absent: the ``[import]``
-    config); ValueError for a malformed one."""
-    overrides: dict[str, Any] = {}
-    for key in ("chunk_size", "cid_version"):
-        text = args.get(key)
-        if text:
-            if not text.isascii() or not text.isdigit():
-                raise ValueError(f"{key} must be a non-negative integer")
-            overrides[key] = int(text)
-    raw = args.get("raw_leaves")
-    if raw is not None:
-        if raw not in ("true", "false"):
-            raise ValueError("raw_leaves must be true or false")
-        overrides["raw_leaves"] = raw == "true"
-    return overrides
 
 
 def _error(status: int, message: str) -> Response:
@@ -109,22 +90,9 @@ def _add_provenance_page(app: QuartTrio, node: Node) -> None:
     add_provenance_routes(app, graph_for, asset_for)
 
 
-def create_app(
-    services: Services,
-    token: str,
-    *,
-    pins: PinService | None = None,
-    activitypub: ActivityPubService | None = None,
-    web: WebServices | None = None,
-    market_store: MarketStore | None = None,
-) -> QuartTrio:
-    """The app over ``services``: ``pins`` feeds the gateway's popularity and the last gc
-    report, ``activitypub`` (the bridge, when it runs) its routes and delivery figures,
-    ``web`` the pages, ``market_store`` the job figures (when the market runs)."""
-    node, network = services.node, services.network
-    app = QuartTrio("artdag", static_folder=None)  # webui serves /static from its blueprint
-    app.config["MAX_CONTENT_LENGTH"] = node.config.http.max_upload_bytes
-    app.config["BODY_TIMEOUT"] = 3600
+def _guard(app: QuartTrio, token: str, max_upload_bytes: int) -> None:
+    """The bearer token on every ``/api/`` route; known errors as ``{"error"}`` with their
+    status; a 413 that closes the connection."""
 
     @app.before_request
     async def require_token() -> Response | None:
@@ -149,75 +117,36 @@ def create_app(
 
     @app.errorhandler(413)
     async def too_large(exc: Exception) -> Response:
-        response = _error(413, f"upload larger than {node.config.http.max_upload_bytes} bytes")
+        response = _error(413, f"upload larger than {max_upload_bytes} bytes")
         response.headers["Connection"] = "close"  # the rest of the body is never read
         return response
+
+
+def create_app(
+    services: Services,
+    token: str,
+    *,
+    pins: PinService | None = None,
+    activitypub: ActivityPubService | None = None,
+    web: WebServices | None = None,
+    market_store: MarketStore | None = None,
+) -> QuartTrio:
+    """The app over ``services``: ``pins`` feeds the gateway's popularity and the last gc
+    report, ``activitypub`` (the bridge, when it runs) its routes and delivery figures,
+    ``web`` the pages, ``market_store`` the job figures (when the market runs)."""
+    node, network = services.node, services.network
+    app = QuartTrio("artdag", static_folder=None)  # webui serves /static from its blueprint
+    app.config["MAX_CONTENT_LENGTH"] = node.config.http.max_upload_bytes
+    app.config["BODY_TIMEOUT"] = 3600
+
+    _guard(app, token, node.config.http.max_upload_bytes)
 
     @app.get("/healthz")
     async def healthz() -> Any:
         return jsonify(await node.status())
 
-    @app.get("/api/v1/assets")
-    async def list_assets() -> Any:
-        try:
-            limit = min(int(request.args.get("limit", 100)), 1000)
-            offset = max(int(request.args.get("offset", 0)), 0)
-        except ValueError:
-            return _error(400, "limit and offset must be integers")
-        rows = await node.assets(request.args.get("tag"), limit, offset)
-        return jsonify({"assets": [r.to_json() for r in rows], "limit": limit, "offset": offset})
-
-    @app.get("/api/v1/assets/<cid>")
-    async def get_asset(cid: str) -> Any:
-        row = await node.asset(parse_cid(cid))
-        if row is None:
-            return _error(404, f"no asset {cid}")
-        record = dag.to_jsonable(await node.record(row.record))
-        return jsonify(row.to_json() | {"asset_record": record})
-
-    @app.get("/api/v1/assets/<cid>/content")
-    async def asset_content(cid: str) -> Any:
-        parsed = parse_cid(cid)
-        row = await node.asset(parsed)
-        size = await node.size_of(parsed)
-        headers = {  # user content: checked type, sandboxed as the gateway's (webui.gateway)
-            "Content-Type": (row.mime if row and is_media_type(row.mime) else _OCTET_STREAM),
-            "Content-Length": str(size),
-            "ETag": f'"{cid_to_str(parsed)}"',
-        } | USER_CONTENT_HEADERS
-        return Response(node.cat(parsed), headers=headers)
-
-    @app.post("/api/v1/assets")
-    async def upload_asset() -> Any:
-        """Raw body upload: ``POST /api/v1/assets?name=clip.mp4&tag=a&tag=b``."""
-        name = request.args.get("name")
-        if not name:
-            return _error(400, "query parameter 'name' is required")
-        tags = request.args.getlist("tag")
-        mime = request.headers.get("Content-Type")
-        if mime in (None, "", "application/octet-stream", "application/x-www-form-urlencoded"):
-            mime = None
-        try:
-            params = node.import_params(**_import_overrides(request.args))
-        except ValueError as exc:
-            return _error(400, str(exc))
-        within = body_within(node.config.http.max_upload_bytes)
-        added = await node.add_stream(within, name=name, tags=tags, mime=mime, params=params)
-        body = added.asset.to_json() | {"existed": added.existed}
-        response = jsonify(body)
-        response.status_code = 200 if added.existed else 201
-        response.headers["Location"] = f"/api/v1/assets/{added.asset.cid}"
-        return response
-
-    @app.get("/api/v1/records/<cid>")
-    async def get_record(cid: str) -> Any:
-        """A stored record, verified before it is returned (schema and signature)."""
-        record = await node.record(parse_cid(cid))
-        key = cid_to_str(parse_cid(cid))
-        shown = {"record": dag.to_jsonable(record), "dag_json": dag.to_dag_json(record)}
-        return jsonify({"cid": key} | shown)
-
     context.install(app, services)
+    app.register_blueprint(assets)
     app.register_blueprint(content)
     app.register_blueprint(p2p_routes)
     app.register_blueprint(market_routes.bp)
