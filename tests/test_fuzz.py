@@ -106,7 +106,6 @@ def test_fuzz_target(name: str) -> None:
 # --- round trips of the binary codecs ---------------------------------------------------------
 
 
-@pytest.mark.slow
 @BOUNDED
 @given(IPLD_VALUES)
 def test_dagcbor_round_trip(value: Any) -> None:

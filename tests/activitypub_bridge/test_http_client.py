@@ -150,7 +150,6 @@ async def test_a_server_refusing_both_forms_gets_401_outcome() -> None:
         assert outcome.status == 401 and len(seen) == 2
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("status", [400, 403, 500])
 async def test_any_error_to_rfc9421_falls_back_to_cavage_remembered_per_host(status: int) -> None:
     """Servers that cannot parse an RFC 9421 signature answer 400, 403 or 500, not only 401:

@@ -161,7 +161,6 @@ async def test_unixfs_file_round_trip(source, target):
     assert await export(target, [root]) == car
 
 
-@pytest.mark.slow
 async def test_dag_cbor_graph_round_trip_and_order(source, target):
     root, file_cid, data = await make_graph(source)
     car = await export(source, [root])

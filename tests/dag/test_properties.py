@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 
-import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -70,7 +69,6 @@ def test_dag_cbor_decoder_fails_only_with_codec_error(data):
     assert dag.encode_dagcbor(value) == data  # strict: whatever decodes is canonical
 
 
-@pytest.mark.slow
 @FAST
 @given(
     data=st.binary(max_size=3000),

@@ -293,7 +293,6 @@ SHAPE_CASES = [
 ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("version", "raw"), [(1, None), (0, None), (1, False), (0, True)])
 def test_tree_matches_reference_balanced_layout(version, raw):
     checked = 0

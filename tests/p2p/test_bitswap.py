@@ -361,7 +361,6 @@ async def test_fetch_multilevel_unixfs_file_and_dagcbor_graph(tmp_path):
         assert again.already_had == imported.blocks and again.fetched == 0
 
 
-@pytest.mark.slow
 async def test_unavailable_block_raises_naming_cid_and_peers(tmp_path):
     async with AsyncExitStack() as stack:
         alice = await stack.enter_async_context(bitswap_node(tmp_path / "alice"))

@@ -13,7 +13,6 @@ from provenance import record_cid
 from tests.harness.gossip_nodes import gossip_nodes, head_message, link
 
 
-@pytest.mark.slow
 async def test_signed_message_reaches_every_subscriber_on_a_line() -> None:
     async with gossip_nodes(4) as nodes:
         a, b, c, d = nodes

@@ -210,7 +210,6 @@ async def test_bad_input_and_unreachable_calendar(
             await service.verify(missing)
 
 
-@pytest.mark.slow
 async def test_cli_anchor_anchors_verify_anchor(tmp_path: Path, calendar: TestCalendar) -> None:
     """The three commands, run in-process with click's runner (in a worker thread: each command
     runs its own trio loop) against a node home and the test calendar."""

@@ -36,7 +36,6 @@ from provenance.splits import DEFAULT_SPLIT, Split, distribute
 
 
 # -- statements and proofs ------------------------------------------------------------------
-@pytest.mark.slow
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 100])
 def test_every_payee_proof_verifies_and_a_changed_line_breaks_it(n):
     payouts = {f"did:p{i:03d}": i * 7 + 1 for i in range(n)}

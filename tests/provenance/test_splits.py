@@ -358,7 +358,6 @@ def test_ninety_ten_worked_example():
     assert "art09" not in out and "art10" not in out
 
 
-@pytest.mark.slow
 @FAST
 @given(
     st.dictionaries(
