@@ -15,9 +15,11 @@ import trio.testing
 import dag
 from daemon.config import load_config
 from daemon.core.gateway_fetch import TokenBucket, make_fetch_missing
-from daemon.core.network import start_network
-from daemon.core.node import Node, open_node
+from daemon.core.network import run_network
+from daemon.core.node import Node
+from daemon.services import open_services
 from p2p.bitswap import BlockUnavailable
+from p2p.network import Network
 from tests.harness.daemons import DaemonProcess, daemon_line, wait_until
 from tests.harness.gateway import running_gateway
 
@@ -99,14 +101,13 @@ def some_blocks(n: int) -> dict[dag.CID, bytes]:
 
 
 async def test_no_network_no_hook(node: Node) -> None:
-    assert node.network is None
-    assert make_fetch_missing(node) is None
+    assert make_fetch_missing(node.store, None, node.config.gateway) is None
 
 
 async def test_a_fetched_block_is_stored_verified_and_not_pinned(node: Node) -> None:
     blocks = some_blocks(2)
-    node.network = StandInNetwork(blocks)  # type: ignore[assignment]
-    fetch = make_fetch_missing(node)
+    network = StandInNetwork(blocks)
+    fetch = make_fetch_missing(node.store, network, node.config.gateway)
     assert fetch is not None
     for cid, data in blocks.items():
         assert await fetch(cid)
@@ -117,8 +118,8 @@ async def test_a_fetched_block_is_stored_verified_and_not_pinned(node: Node) -> 
 
 async def test_wrong_bytes_are_not_stored(node: Node) -> None:
     good = dag.Block.encode(b"the real bytes", codec="raw")
-    node.network = StandInNetwork({good.cid: b"other bytes"})  # type: ignore[assignment]
-    fetch = make_fetch_missing(node)
+    network = StandInNetwork({good.cid: b"other bytes"})
+    fetch = make_fetch_missing(node.store, network, node.config.gateway)
     assert fetch is not None
     assert not await fetch(good.cid)
     assert not await node.store.has(good.cid)
@@ -126,9 +127,10 @@ async def test_wrong_bytes_are_not_stored(node: Node) -> None:
 
 async def test_over_the_rate_cap_answers_false_without_asking_the_network(node: Node) -> None:
     network = StandInNetwork(some_blocks(5))
-    node.network = network  # type: ignore[assignment]
     now = [0.0]
-    fetch = make_fetch_missing(node, max_blocks_per_minute=3, clock=lambda: now[0])
+    fetch = make_fetch_missing(
+        node.store, network, node.config.gateway, max_blocks_per_minute=3, clock=lambda: now[0]
+    )
     assert fetch is not None
     results = [await fetch(cid) for cid in network.blocks]
     assert results == [True, True, True, False, False]
@@ -142,8 +144,7 @@ async def test_over_the_rate_cap_answers_false_without_asking_the_network(node: 
 async def test_concurrency_is_capped(node: Node) -> None:
     network = StandInNetwork(some_blocks(6))
     network.hold = True
-    node.network = network  # type: ignore[assignment]
-    fetch = make_fetch_missing(node, max_concurrent=2)
+    fetch = make_fetch_missing(node.store, network, node.config.gateway, max_concurrent=2)
     assert fetch is not None
     results: list[bool] = []
 
@@ -163,8 +164,9 @@ async def test_concurrency_is_capped(node: Node) -> None:
 async def test_the_deadline_bounds_waiting_for_a_slot_and_the_fetch(node: Node) -> None:
     unknown = dag.Block.encode(b"nobody has this", codec="raw").cid
     network = StandInNetwork({})
-    node.network = network  # type: ignore[assignment]
-    fetch = make_fetch_missing(node, max_concurrent=1, timeout=0.3)
+    fetch = make_fetch_missing(
+        node.store, network, node.config.gateway, max_concurrent=1, timeout=0.3
+    )
     assert fetch is not None
     results: list[bool] = []
 
@@ -180,13 +182,13 @@ async def test_the_deadline_bounds_waiting_for_a_slot_and_the_fetch(node: Node) 
 
 
 async def test_bad_bounds_are_refused(node: Node) -> None:
-    node.network = StandInNetwork({})  # type: ignore[assignment]
+    network = StandInNetwork({})
     with pytest.raises(ValueError, match="max_concurrent"):
-        make_fetch_missing(node, max_concurrent=0)
+        make_fetch_missing(node.store, network, node.config.gateway, max_concurrent=0)
     with pytest.raises(ValueError, match="timeout"):
-        make_fetch_missing(node, timeout=0)
+        make_fetch_missing(node.store, network, node.config.gateway, timeout=0)
     with pytest.raises(ValueError, match="max_blocks_per_minute"):
-        make_fetch_missing(node, max_blocks_per_minute=0)
+        make_fetch_missing(node.store, network, node.config.gateway, max_blocks_per_minute=0)
 
 
 # -- real peers ---------------------------------------------------------------------------------
@@ -195,9 +197,10 @@ CHUNK = 64 * 1024
 SIZE = 3 * 1024 * 1024 + 777  # 49 leaves of 64 KiB under one root
 
 
-def gateway_over(node: Node, **options: Any) -> Any:
-    """The gateway of ``node`` using the bounded fetcher, on a real server."""
-    return running_gateway(node, fetch_missing=make_fetch_missing(node, **options))
+def gateway_over(node: Node, network: Network, **options: Any) -> Any:
+    """The gateway of ``node`` using the bounded fetcher over ``network``, on a real server."""
+    fetch_missing = make_fetch_missing(node.store, network, node.config.gateway, **options)
+    return running_gateway(node, fetch_missing=fetch_missing)
 
 
 @pytest.mark.daemon
@@ -214,11 +217,15 @@ async def test_a_file_on_another_daemon_is_fetched_and_served_byte_identical(
         cid = a.add_bytes(data, "far.bin")["cid"]
         env = {"ARTDAG_LISTEN": "/ip4/127.0.0.1/tcp/0", "ARTDAG_MDNS": "false"}
         config = load_config(tmp_path / "b", environ=env)
-        async with open_node(config) as node, trio.open_nursery() as nursery:
-            await start_network(nursery, config, node)
-            assert node.network is not None
-            await node.network.connect(a.p2p_addr)
-            async with gateway_over(node, max_concurrent=4, timeout=20) as client:
+        async with (
+            open_services(config, with_network=True) as services,
+            trio.open_nursery() as nursery,
+        ):
+            node, network = services.node, services.network
+            assert network is not None
+            await run_network(nursery, network)
+            await network.connect(a.p2p_addr)
+            async with gateway_over(node, network, max_concurrent=4, timeout=20) as client:
                 mid = SIZE // 2
                 ranged = await client.get(
                     f"/ipfs/{cid}", headers={"Range": f"bytes={mid}-{mid + 99_999}"}
