@@ -7,7 +7,7 @@ share down by its own split, recursively. Within a role the amount is divided eq
 its shares, or by weight when a share is wrapped in :class:`Weighted`; a payee listed twice in
 one role counts twice.
 
-Rules (each tested in ``tests/test_splits.py``):
+Rules (each tested in ``tests/provenance/test_splits.py``):
 
 - **Exact.** Every division gives each part its floor, then hands the leftover minor units one
   each to the parts with the largest remainders, ties broken by the part's key in sort order

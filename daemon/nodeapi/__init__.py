@@ -1,8 +1,10 @@
 """The node API: what an artdag node can do, as Kubo's ``core/coreapi`` + ``client/rpc``.
 
 One interface, :class:`NodeApi` (a Protocol per feature: assets, pins, render, ...), with two
-implementations: in-process over the node's services (:mod:`daemon.nodeapi.local`) and over
-HTTP against the running daemon (:mod:`daemon.nodeapi.remote`). :func:`connect` picks one: the
+implementations: in-process over the node's services (the ``Local*`` classes, over
+:mod:`daemon.services`) and over HTTP against the running daemon (the ``Remote*`` classes, over
+:mod:`daemon.nodeapi.remote`); each feature's module (``daemon/nodeapi/<feature>.py``) holds
+its Protocol and both implementations. :func:`connect` picks one: the
 daemon when one runs for this home (it owns the network, the market and the loops), else the
 node opened in-process. Every CLI command goes through it, so each works with or without a
 daemon and prints the same; the JSON API's routes call the local implementation, so the two
